@@ -1,0 +1,22 @@
+//! skiff's replicated store: etcd v3 semantics over openraft and RocksDB.
+//!
+//! # Layout
+//! - `mvcc`: the revisioned keyspace (pure logic over a `Backend` trait; RocksDB and in-memory).
+//! - `raft`: openraft glue: type config, RocksDB log store, state machine, gRPC network.
+//! - `watch`: the watch hub (synced/unsynced watchers fed from applied state).
+//! - `lease`: leader-side lease expiry.
+//! - `node`: one store member: opens the data dir, starts raft, serves the ports.
+//! - `server`: the gRPC services (etcd v3 KV, Watch, Lease, Cluster, Maintenance; raft peers).
+
+pub mod mvcc;
+pub mod error;
+pub mod handle;
+pub mod handle_types;
+pub mod node;
+pub mod raft;
+pub mod server;
+pub mod watch;
+
+pub use error::StoreError;
+pub use handle::StoreHandle;
+pub use node::{Member, NodeConfig};

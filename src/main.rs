@@ -1,0 +1,193 @@
+//! The `skiff` command: wires the crates into subcommands. No logic of its own.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use raft_store::{Member, NodeConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "skiff", version, about = "A Kubernetes-compatible control plane with its own Raft store")]
+struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info,openraft=warn`.
+    #[arg(long, global = true, env = "SKIFF_LOG", default_value = "info,openraft=warn")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a master: a member of the replicated store (etcd v3 API on the client port).
+    Master(MasterArgs),
+}
+
+/// Flags of `skiff master`. Every flag may also come from `--config FILE` (TOML, same names
+/// with dashes); flags given on the command line win.
+#[derive(Args, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct MasterArgs {
+    /// TOML file with any of these flags.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// This member's name, unique in the cluster.
+    #[arg(long)]
+    name: Option<String>,
+    /// Where the member keeps its store [default: /var/lib/skiff/master].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// host:port for raft traffic between members [default: 127.0.0.1:2380].
+    #[arg(long)]
+    listen_peer: Option<String>,
+    /// host:port for the etcd v3 client API [default: 127.0.0.1:2379].
+    #[arg(long)]
+    listen_client: Option<String>,
+    /// host:port for the Kubernetes API (served once the control plane lands).
+    #[arg(long)]
+    listen_api: Option<String>,
+    /// host:port for /metrics and /healthz (none when unset).
+    #[arg(long)]
+    listen_metrics: Option<String>,
+    /// Peer address other members use to reach this one [default: --listen-peer].
+    #[arg(long)]
+    advertise_peer: Option<String>,
+    /// Client address published to clients [default: --listen-client].
+    #[arg(long)]
+    advertise_client: Option<String>,
+    /// The first members: name=host:port,name=host:port,...
+    #[arg(long)]
+    initial_cluster: Option<String>,
+    /// Join a running cluster through this member's client address (host:port).
+    #[arg(long)]
+    join: Option<String>,
+    /// Snapshot after this many applied entries [default: 10000].
+    #[arg(long)]
+    snapshot_count: Option<u64>,
+    /// Log entries kept behind a snapshot for lagging members [default: 5000].
+    #[arg(long)]
+    snapshot_catchup_entries: Option<u64>,
+    /// Raft heartbeat interval in ms [default: 100].
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Raft election timeout in ms [default: 1000].
+    #[arg(long)]
+    election_timeout_ms: Option<u64>,
+}
+
+macro_rules! merge {
+    ($cli:ident, $file:ident, $($f:ident),*) => { $( if $cli.$f.is_none() { $cli.$f = $file.$f.take(); } )* };
+}
+
+impl MasterArgs {
+    fn into_config(mut self) -> Result<NodeConfig> {
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
+            let mut file: MasterArgs = toml::from_str(&text).with_context(|| format!("parsing --config {}", path.display()))?;
+            merge!(self, file, name, data_dir, listen_peer, listen_client, listen_api, listen_metrics, advertise_peer,
+                advertise_client, initial_cluster, join, snapshot_count, snapshot_catchup_entries, heartbeat_ms,
+                election_timeout_ms);
+        }
+        let d = NodeConfig::default();
+        let initial_cluster = match &self.initial_cluster {
+            None => Vec::new(),
+            Some(s) => parse_initial_cluster(s)?,
+        };
+        Ok(NodeConfig {
+            name: self.name.unwrap_or(d.name),
+            data_dir: self.data_dir.unwrap_or(d.data_dir),
+            listen_peer: self.listen_peer.unwrap_or(d.listen_peer),
+            listen_client: self.listen_client.unwrap_or(d.listen_client),
+            listen_metrics: self.listen_metrics,
+            advertise_peer: self.advertise_peer,
+            advertise_client: self.advertise_client,
+            initial_cluster,
+            join: self.join,
+            snapshot_count: self.snapshot_count.unwrap_or(d.snapshot_count),
+            snapshot_catchup_entries: self.snapshot_catchup_entries.unwrap_or(d.snapshot_catchup_entries),
+            heartbeat_ms: self.heartbeat_ms.unwrap_or(d.heartbeat_ms),
+            election_timeout_ms: self.election_timeout_ms.unwrap_or(d.election_timeout_ms),
+        })
+    }
+}
+
+fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, addr)) = part.split_once('=') else {
+            bail!("--initial-cluster: {part:?} is not name=host:port");
+        };
+        let addr = addr.trim_start_matches("http://").trim_end_matches('/');
+        if name.is_empty() || !addr.contains(':') {
+            bail!("--initial-cluster: {part:?} is not name=host:port");
+        }
+        out.push((name.to_string(), addr.to_string()));
+    }
+    Ok(out)
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run_master(args: MasterArgs) -> Result<()> {
+    let config = args.into_config()?;
+    let shutdown = CancellationToken::new();
+    let member = Member::start(config, shutdown.clone()).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+    }
+    shutdown.cancel();
+    member.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        match cli.command {
+            Command::Master(a) => run_master(a).await,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_cluster_parses_and_rejects_garbage() {
+        let v = parse_initial_cluster("m1=127.0.0.1:2380, m2=http://127.0.0.2:2380").expect("parse");
+        assert_eq!(v, vec![("m1".into(), "127.0.0.1:2380".into()), ("m2".into(), "127.0.0.2:2380".into())]);
+        assert!(parse_initial_cluster("m1").is_err());
+        assert!(parse_initial_cluster("=1.2.3.4:5").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_config_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("skiff.toml");
+        std::fs::write(&f, "name = \"from-file\"\nlisten-client = \"127.0.0.9:1\"\nsnapshot-count = 7\n").expect("write");
+        let args = MasterArgs { config: Some(f), name: Some("flag".into()), ..Default::default() };
+        let c = args.into_config().expect("config");
+        assert_eq!(c.name, "flag");
+        assert_eq!(c.listen_client, "127.0.0.9:1");
+        assert_eq!(c.snapshot_count, 7);
+    }
+}
