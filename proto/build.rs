@@ -8,11 +8,7 @@
 //! on `PATH` (or the `PROTOC` environment variable).
 
 /// Proto files to compile, relative to this crate's root.
-const PROTOS: &[&str] = &[
-    "proto/etcd/kv.proto",
-    "proto/etcd/rpc.proto",
-    "proto/skiff/raft.proto",
-];
+const PROTOS: &[&str] = &["proto/etcd/kv.proto", "proto/etcd/rpc.proto", "proto/skiff/raft.proto"];
 
 /// Import root: `rpc.proto` imports `etcd/kv.proto` relative to it.
 const INCLUDES: &[&str] = &["proto"];

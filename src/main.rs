@@ -4,12 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use serde::Deserialize;
 use raft_store::{Member, NodeConfig};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "skiff", version, about = "A Kubernetes-compatible control plane with its own Raft store")]
+#[command(
+    name = "skiff",
+    version,
+    about = "A Kubernetes-compatible control plane with its own Raft store"
+)]
 struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. `info,openraft=warn`.
     #[arg(long, global = true, env = "SKIFF_LOG", default_value = "info,openraft=warn")]
@@ -88,10 +92,26 @@ impl MasterArgs {
     fn into_config(mut self) -> Result<NodeConfig> {
         if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
-            let mut file: MasterArgs = toml::from_str(&text).with_context(|| format!("parsing --config {}", path.display()))?;
-            merge!(self, file, name, data_dir, listen_peer, listen_client, listen_api, listen_metrics, advertise_peer,
-                advertise_client, initial_cluster, join, snapshot_count, snapshot_catchup_entries, heartbeat_ms,
-                election_timeout_ms);
+            let mut file: MasterArgs =
+                toml::from_str(&text).with_context(|| format!("parsing --config {}", path.display()))?;
+            merge!(
+                self,
+                file,
+                name,
+                data_dir,
+                listen_peer,
+                listen_client,
+                listen_api,
+                listen_metrics,
+                advertise_peer,
+                advertise_client,
+                initial_cluster,
+                join,
+                snapshot_count,
+                snapshot_catchup_entries,
+                heartbeat_ms,
+                election_timeout_ms
+            );
         }
         let d = NodeConfig::default();
         let initial_cluster = match &self.initial_cluster {
@@ -132,8 +152,11 @@ fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>> {
 }
 
 fn init_logging(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -174,7 +197,13 @@ mod tests {
     #[test]
     fn initial_cluster_parses_and_rejects_garbage() {
         let v = parse_initial_cluster("m1=127.0.0.1:2380, m2=http://127.0.0.2:2380").expect("parse");
-        assert_eq!(v, vec![("m1".into(), "127.0.0.1:2380".into()), ("m2".into(), "127.0.0.2:2380".into())]);
+        assert_eq!(
+            v,
+            vec![
+                ("m1".into(), "127.0.0.1:2380".into()),
+                ("m2".into(), "127.0.0.2:2380".into())
+            ]
+        );
         assert!(parse_initial_cluster("m1").is_err());
         assert!(parse_initial_cluster("=1.2.3.4:5").is_err());
     }
@@ -183,8 +212,16 @@ mod tests {
     fn flags_win_over_config_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("skiff.toml");
-        std::fs::write(&f, "name = \"from-file\"\nlisten-client = \"127.0.0.9:1\"\nsnapshot-count = 7\n").expect("write");
-        let args = MasterArgs { config: Some(f), name: Some("flag".into()), ..Default::default() };
+        std::fs::write(
+            &f,
+            "name = \"from-file\"\nlisten-client = \"127.0.0.9:1\"\nsnapshot-count = 7\n",
+        )
+        .expect("write");
+        let args = MasterArgs {
+            config: Some(f),
+            name: Some("flag".into()),
+            ..Default::default()
+        };
         let c = args.into_config().expect("config");
         assert_eq!(c.name, "flag");
         assert_eq!(c.listen_client, "127.0.0.9:1");

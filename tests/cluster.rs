@@ -41,10 +41,16 @@ async fn writer(endpoints: Vec<String>, max: usize, limit: Duration, stop: Arc<M
 async fn assert_all_present(c: &Cluster, acked: &[usize]) -> Result<()> {
     let mut client = c.client().await?;
     let r = client.get("load/", Some(GetOptions::new().with_prefix())).await?;
-    let present: std::collections::HashSet<String> =
-        r.kvs().iter().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).collect();
+    let present: std::collections::HashSet<String> = r
+        .kvs()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+        .collect();
     for n in acked {
-        ensure!(present.contains(&format!("load/{n:06}")), "acknowledged write load/{n:06} lost");
+        ensure!(
+            present.contains(&format!("load/{n:06}")),
+            "acknowledged write load/{n:06} lost"
+        );
     }
     Ok(())
 }
@@ -63,7 +69,12 @@ async fn leader_kill_under_load_loses_no_acknowledged_write() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     *stop.lock().expect("lock") = true;
     let acked = w.await?;
-    ensure!(acked.len() > 50, "too few writes acknowledged: {}\n{}", acked.len(), c.logs());
+    ensure!(
+        acked.len() > 50,
+        "too few writes acknowledged: {}\n{}",
+        acked.len(),
+        c.logs()
+    );
     let last = *acked.last().expect("some writes");
     let mut probe = c.client().await?;
     probe.put("after-failover", "yes", None).await?;
@@ -90,7 +101,12 @@ async fn full_stop_and_restart_brings_every_write_back() -> Result<()> {
     for i in 0..200 {
         client.put(format!("load/{i:06}"), i.to_string(), None).await?;
     }
-    let rev = client.get("load/000199", None).await?.header().map(|h| h.revision()).unwrap_or(0);
+    let rev = client
+        .get("load/000199", None)
+        .await?
+        .header()
+        .map(|h| h.revision())
+        .unwrap_or(0);
     for i in 1..=3 {
         c.kill(i); // SIGKILL: no clean shutdown
     }
@@ -101,7 +117,10 @@ async fn full_stop_and_restart_brings_every_write_back() -> Result<()> {
     assert_all_present(&c, &(0..200).collect::<Vec<_>>()).await?;
     let mut client = c.client().await?;
     let r = client.get("load/000000", None).await?;
-    ensure!(r.header().map(|h| h.revision()).unwrap_or(0) >= rev, "revision went backwards");
+    ensure!(
+        r.header().map(|h| h.revision()).unwrap_or(0) >= rev,
+        "revision went backwards"
+    );
     Ok(())
 }
 
@@ -126,7 +145,11 @@ async fn lagging_member_catches_up_by_snapshot() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let log = std::fs::read_to_string(&c.members[lagger - 1].log)?;
-    ensure!(log.contains("installed snapshot"), "expected catch-up by snapshot\n{}", c.logs());
+    ensure!(
+        log.contains("installed snapshot"),
+        "expected catch-up by snapshot\n{}",
+        c.logs()
+    );
     ensure!(local_get(&mut l, "load/000000").await?.as_deref() == Some("0"));
     Ok(())
 }
@@ -143,7 +166,11 @@ async fn add_a_fourth_member_and_remove_one_under_load() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ms = admin.member_list().await?;
-        let voters = ms.members().iter().filter(|m| !m.is_learner() && m.name() == "m4").count();
+        let voters = ms
+            .members()
+            .iter()
+            .filter(|m| !m.is_learner() && m.name() == "m4")
+            .count();
         if ms.members().len() == 4 && voters == 1 {
             break;
         }
@@ -154,7 +181,12 @@ async fn add_a_fourth_member_and_remove_one_under_load() -> Result<()> {
     }
     // Remove m3 while writes continue.
     let ms = admin.member_list().await?;
-    let m3 = ms.members().iter().find(|m| m.name() == "m3").map(|m| m.id()).expect("m3 listed");
+    let m3 = ms
+        .members()
+        .iter()
+        .find(|m| m.name() == "m3")
+        .map(|m| m.id())
+        .expect("m3 listed");
     admin.member_remove(m3).await?;
     c.kill(3);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -165,7 +197,12 @@ async fn add_a_fourth_member_and_remove_one_under_load() -> Result<()> {
     let mut m4 = c.client_of(4).await?;
     let last = *acked.last().expect("writes");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while local_get(&mut m4, &format!("load/{last:06}")).await.ok().flatten().is_none() {
+    while local_get(&mut m4, &format!("load/{last:06}"))
+        .await
+        .ok()
+        .flatten()
+        .is_none()
+    {
         if Instant::now() > deadline {
             bail!("m4 missing acknowledged writes\n{}", c.logs());
         }
@@ -209,13 +246,25 @@ async fn watch_continues_across_a_leader_kill_without_gaps_or_duplicates() -> Re
             }
         }
     }
-    ensure!(seen.last().map(|(_, k)| k == &last).unwrap_or(false), "watch stopped early: saw {} events, last acked {last}\n{}", seen.len(), c.logs());
+    ensure!(
+        seen.last().map(|(_, k)| k == &last).unwrap_or(false),
+        "watch stopped early: saw {} events, last acked {last}\n{}",
+        seen.len(),
+        c.logs()
+    );
     for pair in seen.windows(2) {
-        ensure!(pair[0].0 < pair[1].0, "revisions out of order or duplicated: {:?}", pair);
+        ensure!(
+            pair[0].0 < pair[1].0,
+            "revisions out of order or duplicated: {:?}",
+            pair
+        );
     }
     let keys: std::collections::HashSet<&String> = seen.iter().map(|(_, k)| k).collect();
     for n in &acked {
-        ensure!(keys.contains(&format!("load/{n:06}")), "watch missed acknowledged write load/{n:06}");
+        ensure!(
+            keys.contains(&format!("load/{n:06}")),
+            "watch missed acknowledged write load/{n:06}"
+        );
     }
     Ok(())
 }

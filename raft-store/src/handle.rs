@@ -68,9 +68,15 @@ impl StoreHandle {
     /// `id == 0`: the store picks one. Returns (id, ttl).
     pub async fn lease_grant(&self, id: i64, ttl: i64) -> Result<(i64, i64), StoreError> {
         if id < 0 {
-            return Err(StoreError::InvalidArgument("etcdserver: lease ID must be positive".into()));
+            return Err(StoreError::InvalidArgument(
+                "etcdserver: lease ID must be positive".into(),
+            ));
         }
-        let id = if id == 0 { rand::random::<i64>().abs().max(1) } else { id };
+        let id = if id == 0 {
+            rand::random::<i64>().abs().max(1)
+        } else {
+            id
+        };
         match self.write(WriteOp::LeaseGrant { id, ttl }).await? {
             (_, WriteResult::LeaseGrant { id, ttl }) => Ok((id, ttl)),
             (_, other) => Err(StoreError::Internal(format!("unexpected result {other:?}"))),
@@ -93,14 +99,28 @@ impl StoreHandle {
     pub async fn lease_time_to_live(&self, id: i64, keys: bool) -> Result<LeaseTtl, StoreError> {
         match self.inner.execute(LeaderOp::TimeToLive { lease: id, keys }).await {
             Ok(r) => crate::node::Inner::lease_ttl_reply(r, id),
-            Err(StoreError::LeaseNotFound { .. }) => Ok(LeaseTtl { id, ttl: -1, granted_ttl: 0, keys: Vec::new() }),
+            Err(StoreError::LeaseNotFound { .. }) => Ok(LeaseTtl {
+                id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            }),
             Err(e) => Err(e),
         }
     }
 
     pub async fn lease_list(&self) -> Result<Vec<i64>, StoreError> {
         self.inner.linearizable_barrier().await?;
-        Ok(self.inner.sm.state.read().mvcc.leases().into_iter().map(|l| l.id).collect())
+        Ok(self
+            .inner
+            .sm
+            .state
+            .read()
+            .mvcc
+            .leases()
+            .into_iter()
+            .map(|l| l.id)
+            .collect())
     }
 
     pub async fn member_list(&self) -> Result<Vec<MemberInfo>, StoreError> {
@@ -113,7 +133,11 @@ impl StoreHandle {
                 id: *id,
                 name: n.name.clone(),
                 peer_urls: vec![format!("http://{}", n.peer_addr)],
-                client_urls: if n.client_addr.is_empty() { Vec::new() } else { vec![format!("http://{}", n.client_addr)] },
+                client_urls: if n.client_addr.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![format!("http://{}", n.client_addr)]
+                },
                 is_learner: !voters.contains(id),
             })
             .collect())
@@ -122,16 +146,41 @@ impl StoreHandle {
     /// Adds a member by its peer URLs (not started yet; it starts later with `--join`).
     pub async fn member_add(&self, peer_urls: Vec<String>, is_learner: bool) -> Result<MemberInfo, StoreError> {
         let Some(url) = peer_urls.first() else {
-            return Err(StoreError::InvalidArgument("etcdserver: member add needs a peer URL".into()));
+            return Err(StoreError::InvalidArgument(
+                "etcdserver: member add needs a peer URL".into(),
+            ));
         };
-        let addr = url.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_string();
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string();
         if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
-            return Err(StoreError::InvalidArgument(format!("etcdserver: peer URL {url:?} has no host:port")));
+            return Err(StoreError::InvalidArgument(format!(
+                "etcdserver: peer URL {url:?} has no host:port"
+            )));
         }
         let id = member_id(&addr);
-        let node = MemberNode { name: String::new(), peer_addr: addr.clone(), client_addr: String::new() };
-        self.inner.execute(LeaderOp::AddMember { id, node, learner: is_learner, wait: false }).await?;
-        Ok(MemberInfo { id, name: String::new(), peer_urls: vec![format!("http://{addr}")], client_urls: vec![], is_learner })
+        let node = MemberNode {
+            name: String::new(),
+            peer_addr: addr.clone(),
+            client_addr: String::new(),
+        };
+        self.inner
+            .execute(LeaderOp::AddMember {
+                id,
+                node,
+                learner: is_learner,
+                wait: false,
+            })
+            .await?;
+        Ok(MemberInfo {
+            id,
+            name: String::new(),
+            peer_urls: vec![format!("http://{addr}")],
+            client_urls: vec![],
+            is_learner,
+        })
     }
 
     pub async fn member_remove(&self, id: u64) -> Result<(), StoreError> {
@@ -146,7 +195,13 @@ impl StoreHandle {
         let m = self.inner.raft.metrics().borrow().clone();
         let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
         let db_size = dir_size(&self.inner.config.data_dir.join("db")) as i64;
-        let in_use = self.inner.db.property_int_value("rocksdb.estimate-live-data-size").ok().flatten().unwrap_or(0) as i64;
+        let in_use = self
+            .inner
+            .db
+            .property_int_value("rocksdb.estimate-live-data-size")
+            .ok()
+            .flatten()
+            .unwrap_or(0) as i64;
         Ok(StatusInfo {
             version: ETCD_API_VERSION.into(),
             db_size,
@@ -183,6 +238,12 @@ impl StoreHandle {
 
 fn dir_size(p: &std::path::Path) -> u64 {
     std::fs::read_dir(p)
-        .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }

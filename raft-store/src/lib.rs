@@ -8,10 +8,10 @@
 //! - `node`: one store member: opens the data dir, starts raft, serves the ports.
 //! - `server`: the gRPC services (etcd v3 KV, Watch, Lease, Cluster, Maintenance; raft peers).
 
-pub mod mvcc;
 pub mod error;
 pub mod handle;
 pub mod handle_types;
+pub mod mvcc;
 pub mod node;
 pub mod raft;
 pub mod server;

@@ -49,7 +49,12 @@ impl Cluster {
         let dir = tempfile::tempdir()?;
         let base = base_port();
         let initial: Vec<String> = (1..=n).map(|i| format!("m{i}=127.0.0.{i}:{}", base + 1)).collect();
-        let mut c = Cluster { dir, base, members: Vec::new(), extra_args: extra.iter().map(|s| s.to_string()).collect() };
+        let mut c = Cluster {
+            dir,
+            base,
+            members: Vec::new(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
         for i in 1..=n {
             let mut args = c.member_args(i);
             args.push("--initial-cluster".into());
@@ -81,7 +86,13 @@ impl Cluster {
     fn spawn_member(&mut self, i: usize, args: Vec<String>) -> Result<()> {
         let log = self.dir.path().join(format!("m{i}.log"));
         let child = spawn(&args, &log)?;
-        let m = MemberProc { name: format!("m{i}"), ip: format!("127.0.0.{i}"), args, child: Some(child), log };
+        let m = MemberProc {
+            name: format!("m{i}"),
+            ip: format!("127.0.0.{i}"),
+            args,
+            child: Some(child),
+            log,
+        };
         if let Some(slot) = self.members.iter_mut().find(|m| m.name == format!("m{i}")) {
             *slot = m;
         } else {
@@ -99,7 +110,10 @@ impl Cluster {
     }
 
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://{}", m.client_addr(self.base))).collect()
+        self.members
+            .iter()
+            .map(|m| format!("http://{}", m.client_addr(self.base)))
+            .collect()
     }
 
     pub fn endpoint(&self, i: usize) -> String {
@@ -124,7 +138,11 @@ impl Cluster {
     }
 
     pub fn restart(&mut self, i: usize) -> Result<()> {
-        let m = self.members.iter_mut().find(|m| m.name == format!("m{i}")).context("no such member")?;
+        let m = self
+            .members
+            .iter_mut()
+            .find(|m| m.name == format!("m{i}"))
+            .context("no such member")?;
         if m.child.is_none() {
             m.child = Some(spawn(&m.args, &m.log)?);
         }
@@ -139,7 +157,9 @@ impl Cluster {
                 if m.child.is_none() {
                     continue;
                 }
-                let Ok(mut c) = self.client_of(idx + 1).await else { continue };
+                let Ok(mut c) = self.client_of(idx + 1).await else {
+                    continue;
+                };
                 if let Ok(s) = c.status().await {
                     let me = s.header().map(|h| h.member_id()).unwrap_or(0);
                     if s.leader() != 0 && s.leader() == me {
@@ -210,12 +230,16 @@ fn spawn(args: &[String], log: &PathBuf) -> Result<Child> {
 }
 
 pub async fn connect(endpoints: &[String]) -> Result<Client> {
-    let opts = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(Duration::from_secs(10));
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(10));
     Ok(Client::connect(endpoints, Some(opts)).await?)
 }
 
 /// Serializable read of `key` through member client `c` (its own applied state).
 pub async fn local_get(c: &mut Client, key: &str) -> Result<Option<String>> {
     let r = c.get(key, Some(GetOptions::new().with_serializable())).await?;
-    Ok(r.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+    Ok(r.kvs()
+        .first()
+        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
 }

@@ -60,7 +60,10 @@ impl KeyIndex {
     pub fn put(&mut self, rev: Revision) {
         match self.gens.last_mut() {
             Some(g) if !g.tombstone => g.revs.push(rev),
-            _ => self.gens.push(Generation { revs: vec![rev], tombstone: false }),
+            _ => self.gens.push(Generation {
+                revs: vec![rev],
+                tombstone: false,
+            }),
         }
     }
 
@@ -130,7 +133,11 @@ impl TreeIndex {
             }
             return;
         }
-        let upper = if end == [0] { Bound::Unbounded } else { Bound::Excluded(end) };
+        let upper = if end == [0] {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(end)
+        };
         if end != [0] && start >= end {
             return;
         }

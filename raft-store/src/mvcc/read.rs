@@ -15,10 +15,16 @@ impl<B: Backend> Mvcc<B> {
     pub(super) fn range_at(&self, req: &RangeRequest, cur: i64) -> Result<RangeResponse, MvccError> {
         let at = if req.revision <= 0 { cur } else { req.revision };
         if at > cur {
-            return Err(MvccError::FutureRevision { requested: at, current: cur });
+            return Err(MvccError::FutureRevision {
+                requested: at,
+                current: cur,
+            });
         }
         if at < self.compact_rev {
-            return Err(MvccError::Compacted { requested: at, compacted: self.compact_rev });
+            return Err(MvccError::Compacted {
+                requested: at,
+                compacted: self.compact_rev,
+            });
         }
         let filtered = req.min_mod_revision > 0
             || req.max_mod_revision > 0
@@ -34,7 +40,11 @@ impl<B: Backend> Mvcc<B> {
         let mut count = 0i64;
         let mut revs = Vec::new();
         // Without sorting or filtering only `limit + 1` values are read; the rest are counted.
-        let want = if natural && !filtered && req.limit > 0 { req.limit as usize + 1 } else { usize::MAX };
+        let want = if natural && !filtered && req.limit > 0 {
+            req.limit as usize + 1
+        } else {
+            usize::MAX
+        };
         self.index.range(&req.key, &req.range_end, at, |_, rev| {
             count += 1;
             if revs.len() < want && !req.count_only {
@@ -43,7 +53,11 @@ impl<B: Backend> Mvcc<B> {
             true
         });
         if req.count_only {
-            return Ok(RangeResponse { kvs: Vec::new(), more: false, count });
+            return Ok(RangeResponse {
+                kvs: Vec::new(),
+                more: false,
+                count,
+            });
         }
         let mut kvs = Vec::with_capacity(revs.len());
         for rev in revs {
@@ -73,7 +87,10 @@ impl<B: Backend> Mvcc<B> {
     /// Reads the backend directly: call it outside an apply batch.
     pub fn history(&self, from: i64, to: i64, max_revs: usize) -> Result<Vec<(i64, Vec<Event>)>, MvccError> {
         if from < self.compact_rev {
-            return Err(MvccError::Compacted { requested: from, compacted: self.compact_rev });
+            return Err(MvccError::Compacted {
+                requested: from,
+                compacted: self.compact_rev,
+            });
         }
         let mut out: Vec<(i64, Vec<Event>)> = Vec::new();
         if to < from {
@@ -87,7 +104,9 @@ impl<B: Backend> Mvcc<B> {
         let mut last_main = i64::MIN;
         self.backend.scan(&start, Some(&end), &mut |k, v| {
             debug_assert_eq!(k[0], REV_PREFIX);
-            let Some(rev) = Revision::decode(&k[1..]) else { return true };
+            let Some(rev) = Revision::decode(&k[1..]) else {
+                return true;
+            };
             if rev.main != last_main {
                 if revs_seen == max_revs {
                     return false;
@@ -115,8 +134,16 @@ impl<B: Backend> Mvcc<B> {
                 Some(p) if rev.main - 1 >= self.compact_rev => self.kv_at(p).ok(),
                 _ => None,
             };
-            let kind = if rec.tombstone { EventType::Delete } else { EventType::Put };
-            let ev = Event { kind, kv: rec.kv, prev_kv };
+            let kind = if rec.tombstone {
+                EventType::Delete
+            } else {
+                EventType::Put
+            };
+            let ev = Event {
+                kind,
+                kv: rec.kv,
+                prev_kv,
+            };
             match out.last_mut() {
                 Some((m, evs)) if *m == rev.main => evs.push(ev),
                 _ => out.push((rev.main, vec![ev])),
@@ -129,7 +156,10 @@ impl<B: Backend> Mvcc<B> {
     pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64), MvccError> {
         let rev = if rev <= 0 { self.current_rev } else { rev };
         if rev > self.current_rev {
-            return Err(MvccError::FutureRevision { requested: rev, current: self.current_rev });
+            return Err(MvccError::FutureRevision {
+                requested: rev,
+                current: self.current_rev,
+            });
         }
         let mut h = crc32fast::Hasher::new();
         let end = rev_key(Revision::new(rev.saturating_add(1), 0));

@@ -22,7 +22,9 @@ impl RocksKv {
     }
 
     fn cf(&self) -> Result<&rocksdb::ColumnFamily, BackendError> {
-        self.db.cf_handle(self.cf).ok_or(BackendError::MissingColumnFamily(self.cf))
+        self.db
+            .cf_handle(self.cf)
+            .ok_or(BackendError::MissingColumnFamily(self.cf))
     }
 }
 
@@ -41,7 +43,9 @@ impl Backend for RocksKv {
         if let Some(end) = end {
             opts.set_iterate_upper_bound(end.to_vec());
         }
-        let iter = self.db.iterator_cf_opt(self.cf()?, opts, IteratorMode::From(start, Direction::Forward));
+        let iter = self
+            .db
+            .iterator_cf_opt(self.cf()?, opts, IteratorMode::From(start, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             if !f(&k, &v) {

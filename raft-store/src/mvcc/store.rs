@@ -44,7 +44,10 @@ fn lease_key(id: i64) -> Vec<u8> {
 }
 
 fn corrupt(key: &[u8], reason: impl ToString) -> BackendError {
-    BackendError::Corrupt { key: show_key(key), reason: reason.to_string() }
+    BackendError::Corrupt {
+        key: show_key(key),
+        reason: reason.to_string(),
+    }
 }
 
 fn decode_i64(key: &[u8], v: &[u8]) -> Result<i64, BackendError> {
@@ -99,10 +102,19 @@ impl<B: Backend> Mvcc<B> {
             None => 0,
         };
         let mut err = None;
-        self.backend.scan(&[LEASE_PREFIX], Some(&[LEASE_PREFIX + 1]), &mut |k, v| {
-            match (k.get(1..).and_then(|b| <[u8; 8]>::try_from(b).ok()), decode_i64(k, v)) {
+        self.backend
+            .scan(&[LEASE_PREFIX], Some(&[LEASE_PREFIX + 1]), &mut |k, v| match (
+                k.get(1..).and_then(|b| <[u8; 8]>::try_from(b).ok()),
+                decode_i64(k, v),
+            ) {
                 (Some(id), Ok(ttl)) => {
-                    self.leases.insert(u64::from_be_bytes(id) as i64, LeaseState { ttl, keys: BTreeSet::new() });
+                    self.leases.insert(
+                        u64::from_be_bytes(id) as i64,
+                        LeaseState {
+                            ttl,
+                            keys: BTreeSet::new(),
+                        },
+                    );
                     true
                 }
                 (_, Err(e)) => {
@@ -113,8 +125,7 @@ impl<B: Backend> Mvcc<B> {
                     err = Some(corrupt(k, "bad lease key"));
                     false
                 }
-            }
-        })?;
+            })?;
         if let Some(e) = err {
             return Err(e.into());
         }
@@ -194,7 +205,9 @@ impl<B: Backend> Mvcc<B> {
 
     pub(super) fn record_at(&self, rev: Revision) -> Result<Record, MvccError> {
         let k = rev_key(rev);
-        let v = self.read_raw(&k)?.ok_or_else(|| corrupt(&k, "indexed revision missing"))?;
+        let v = self
+            .read_raw(&k)?
+            .ok_or_else(|| corrupt(&k, "indexed revision missing"))?;
         Ok(bincode::deserialize(&v).map_err(|e| corrupt(&k, e))?)
     }
 
@@ -221,8 +234,16 @@ impl<B: Backend> Mvcc<B> {
             Some(r) => Some(self.kv_at(r)?),
             None => None,
         };
-        let value = if req.ignore_value { prev.as_ref().map(|p| p.value.clone()).unwrap_or_default() } else { req.value.clone() };
-        let lease = if req.ignore_lease { prev.as_ref().map_or(0, |p| p.lease) } else { req.lease };
+        let value = if req.ignore_value {
+            prev.as_ref().map(|p| p.value.clone()).unwrap_or_default()
+        } else {
+            req.value.clone()
+        };
+        let lease = if req.ignore_lease {
+            prev.as_ref().map_or(0, |p| p.lease)
+        } else {
+            req.lease
+        };
         let kv = KeyValue {
             key: req.key.clone(),
             create_revision: prev.as_ref().map_or(rev.main, |p| p.create_revision),
@@ -231,7 +252,13 @@ impl<B: Backend> Mvcc<B> {
             value,
             lease,
         };
-        self.stage_record(rev, &Record { kv: kv.clone(), tombstone: false });
+        self.stage_record(
+            rev,
+            &Record {
+                kv: kv.clone(),
+                tombstone: false,
+            },
+        );
         self.index.put(&req.key, rev);
         let old_lease = prev.as_ref().map_or(0, |p| p.lease);
         if old_lease != lease {
@@ -244,27 +271,53 @@ impl<B: Backend> Mvcc<B> {
                 l.keys.insert(req.key.clone());
             }
         }
-        Ok(Event { kind: EventType::Put, kv, prev_kv: prev })
+        Ok(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: prev,
+        })
     }
 
     /// Deletes a live key at `rev`. Returns the event (prev_kv always filled).
     pub(super) fn delete_at(&mut self, rev: Revision, key: &[u8]) -> Result<Option<Event>, MvccError> {
-        let Some(prev_rev) = self.index.latest(key) else { return Ok(None) };
+        let Some(prev_rev) = self.index.latest(key) else {
+            return Ok(None);
+        };
         let prev = self.kv_at(prev_rev)?;
-        let kv = KeyValue { key: key.to_vec(), mod_revision: rev.main, ..Default::default() };
-        self.stage_record(rev, &Record { kv: kv.clone(), tombstone: true });
+        let kv = KeyValue {
+            key: key.to_vec(),
+            mod_revision: rev.main,
+            ..Default::default()
+        };
+        self.stage_record(
+            rev,
+            &Record {
+                kv: kv.clone(),
+                tombstone: true,
+            },
+        );
         self.index.tombstone(key, rev);
         if let Some(l) = self.leases.get_mut(&prev.lease) {
             l.keys.remove(key);
         }
-        Ok(Some(Event { kind: EventType::Delete, kv, prev_kv: Some(prev) }))
+        Ok(Some(Event {
+            kind: EventType::Delete,
+            kv,
+            prev_kv: Some(prev),
+        }))
     }
 
     pub(super) fn grant_lease(&mut self, id: i64, ttl: i64) -> Result<(), MvccError> {
         if self.leases.contains_key(&id) {
             return Err(MvccError::LeaseExists { id });
         }
-        self.leases.insert(id, LeaseState { ttl, keys: BTreeSet::new() });
+        self.leases.insert(
+            id,
+            LeaseState {
+                ttl,
+                keys: BTreeSet::new(),
+            },
+        );
         self.stage(lease_key(id), Some(ttl.to_be_bytes().to_vec()));
         Ok(())
     }
@@ -284,11 +337,19 @@ impl<B: Backend> Mvcc<B> {
     pub fn leases(&self) -> Vec<Lease> {
         self.leases
             .iter()
-            .map(|(id, l)| Lease { id: *id, ttl: l.ttl, keys: l.keys.iter().cloned().collect() })
+            .map(|(id, l)| Lease {
+                id: *id,
+                ttl: l.ttl,
+                keys: l.keys.iter().cloned().collect(),
+            })
             .collect()
     }
 
     pub fn lease(&self, id: i64) -> Option<Lease> {
-        self.leases.get(&id).map(|l| Lease { id, ttl: l.ttl, keys: l.keys.iter().cloned().collect() })
+        self.leases.get(&id).map(|l| Lease {
+            id,
+            ttl: l.ttl,
+            keys: l.keys.iter().cloned().collect(),
+        })
     }
 }

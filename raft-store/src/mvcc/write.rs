@@ -62,7 +62,11 @@ impl<B: Backend> Mvcc<B> {
     /// Applies one request. Validation happens before anything is staged, so an error leaves
     /// the store untouched.
     pub fn apply(&mut self, op: &WriteOp) -> Result<Applied, MvccError> {
-        let mut cur = Cursor { main: self.current_rev + 1, sub: 0, events: Vec::new() };
+        let mut cur = Cursor {
+            main: self.current_rev + 1,
+            sub: 0,
+            events: Vec::new(),
+        };
         let result = match op {
             WriteOp::Put(p) => {
                 self.check_put(p)?;
@@ -98,7 +102,11 @@ impl<B: Backend> Mvcc<B> {
         if cur.changed() {
             self.set_current_rev(cur.main);
         }
-        Ok(Applied { revision: self.current_rev, result, events: cur.events })
+        Ok(Applied {
+            revision: self.current_rev,
+            result,
+            events: cur.events,
+        })
     }
 
     fn check_put(&self, p: &PutRequest) -> Result<(), MvccError> {
@@ -236,10 +244,16 @@ impl<B: Backend> Mvcc<B> {
 
     fn do_compact(&mut self, rev: i64) -> Result<(), MvccError> {
         if rev <= self.compact_rev {
-            return Err(MvccError::Compacted { requested: rev, compacted: self.compact_rev });
+            return Err(MvccError::Compacted {
+                requested: rev,
+                compacted: self.compact_rev,
+            });
         }
         if rev > self.current_rev {
-            return Err(MvccError::FutureRevision { requested: rev, current: self.current_rev });
+            return Err(MvccError::FutureRevision {
+                requested: rev,
+                current: self.current_rev,
+            });
         }
         // Earlier ops of this batch must be in the backend before it is scanned.
         self.flush()?;

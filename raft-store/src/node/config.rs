@@ -55,7 +55,9 @@ impl NodeConfig {
     }
 
     pub fn advertise_client(&self) -> String {
-        self.advertise_client.clone().unwrap_or_else(|| self.listen_client.clone())
+        self.advertise_client
+            .clone()
+            .unwrap_or_else(|| self.listen_client.clone())
     }
 
     /// Fills the defaults that depend on other fields and checks consistency.
@@ -68,7 +70,12 @@ impl NodeConfig {
         }
         if !self.initial_cluster.is_empty() {
             match self.initial_cluster.iter().find(|(n, _)| *n == self.name) {
-                None => return Err(format!("--initial-cluster does not list this member's --name {}", self.name)),
+                None => {
+                    return Err(format!(
+                        "--initial-cluster does not list this member's --name {}",
+                        self.name
+                    ))
+                }
                 Some((_, addr)) if *addr != self.advertise_peer() => {
                     return Err(format!(
                         "--initial-cluster lists {} at {addr} but this member's peer address is {}",
@@ -135,8 +142,15 @@ pub struct Identity {
 pub(super) fn load_or_create_identity(cfg: &NodeConfig) -> Result<Identity, NodeError> {
     let path = cfg.data_dir.join("member.json");
     let initial = cfg.effective_initial_cluster();
-    let expected_cluster = if cfg.join.is_some() { 0 } else { initial_cluster_id(&initial) };
-    let data_err = |reason: String| NodeError::DataDir { dir: cfg.data_dir.clone(), reason };
+    let expected_cluster = if cfg.join.is_some() {
+        0
+    } else {
+        initial_cluster_id(&initial)
+    };
+    let data_err = |reason: String| NodeError::DataDir {
+        dir: cfg.data_dir.clone(),
+        reason,
+    };
     if path.exists() {
         let raw = std::fs::read(&path).map_err(|e| data_err(format!("reading {}: {e}", path.display())))?;
         let id: Identity = serde_json::from_slice(&raw)
@@ -147,7 +161,11 @@ pub(super) fn load_or_create_identity(cfg: &NodeConfig) -> Result<Identity, Node
                 id.name, cfg.name
             )));
         }
-        if cfg.join.is_none() && !cfg.initial_cluster.is_empty() && id.cluster_id != 0 && id.cluster_id != expected_cluster {
+        if cfg.join.is_none()
+            && !cfg.initial_cluster.is_empty()
+            && id.cluster_id != 0
+            && id.cluster_id != expected_cluster
+        {
             return Err(data_err(format!(
                 "belongs to cluster {:x}, but --initial-cluster describes cluster {:x}; refusing to mix clusters",
                 id.cluster_id, expected_cluster
@@ -155,21 +173,35 @@ pub(super) fn load_or_create_identity(cfg: &NodeConfig) -> Result<Identity, Node
         }
         return Ok(id);
     }
-    if std::fs::read_dir(cfg.data_dir.join("db")).map(|mut d| d.next().is_some()).unwrap_or(false) {
-        return Err(data_err("has a store but no member.json; refusing to guess whose it is".into()));
+    if std::fs::read_dir(cfg.data_dir.join("db"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+    {
+        return Err(data_err(
+            "has a store but no member.json; refusing to guess whose it is".into(),
+        ));
     }
-    let id = Identity { name: cfg.name.clone(), member_id: member_id(&cfg.advertise_peer()), cluster_id: expected_cluster };
+    let id = Identity {
+        name: cfg.name.clone(),
+        member_id: member_id(&cfg.advertise_peer()),
+        cluster_id: expected_cluster,
+    };
     save_identity(cfg, &id)?;
     Ok(id)
 }
 
 pub(crate) fn save_identity(cfg: &NodeConfig, id: &Identity) -> Result<(), NodeError> {
     let path = cfg.data_dir.join("member.json");
-    let data_err = |reason: String| NodeError::DataDir { dir: cfg.data_dir.clone(), reason };
+    let data_err = |reason: String| NodeError::DataDir {
+        dir: cfg.data_dir.clone(),
+        reason,
+    };
     let body = serde_json::to_vec_pretty(id).map_err(|e| data_err(e.to_string()))?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, body).map_err(|e| data_err(format!("writing {}: {e}", tmp.display())))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| data_err(e.to_string()))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| data_err(e.to_string()))?;
     std::fs::rename(&tmp, &path).map_err(|e| data_err(format!("writing {}: {e}", path.display())))?;
     Ok(())
 }
@@ -179,12 +211,18 @@ mod tests {
     use super::*;
 
     fn three() -> Vec<(String, String)> {
-        (1..=3).map(|i| (format!("m{i}"), format!("127.0.0.{i}:2380"))).collect()
+        (1..=3)
+            .map(|i| (format!("m{i}"), format!("127.0.0.{i}:2380")))
+            .collect()
     }
 
     #[test]
     fn validate_names_the_problem() {
-        let mut c = NodeConfig { name: "m1".into(), initial_cluster: three(), ..Default::default() };
+        let mut c = NodeConfig {
+            name: "m1".into(),
+            initial_cluster: three(),
+            ..Default::default()
+        };
         assert!(c.validate().is_ok());
         c.name = "m9".into();
         assert!(c.validate().unwrap_err().contains("does not list"));
@@ -200,13 +238,28 @@ mod tests {
         rev.reverse();
         assert_eq!(initial_cluster_id(&three()), initial_cluster_id(&rev));
         let dir = tempfile::tempdir().expect("tempdir");
-        let c = NodeConfig { name: "m1".into(), data_dir: dir.path().into(), initial_cluster: three(), ..Default::default() };
+        let c = NodeConfig {
+            name: "m1".into(),
+            data_dir: dir.path().into(),
+            initial_cluster: three(),
+            ..Default::default()
+        };
         let id = load_or_create_identity(&c).expect("create");
         assert_eq!(load_or_create_identity(&c).expect("reload"), id);
-        let other = NodeConfig { name: "m2".into(), listen_peer: "127.0.0.2:2380".into(), ..c.clone() };
-        assert!(load_or_create_identity(&other).unwrap_err().to_string().contains("belongs to member"));
+        let other = NodeConfig {
+            name: "m2".into(),
+            listen_peer: "127.0.0.2:2380".into(),
+            ..c.clone()
+        };
+        assert!(load_or_create_identity(&other)
+            .unwrap_err()
+            .to_string()
+            .contains("belongs to member"));
         let mut foreign = c.clone();
         foreign.initial_cluster = vec![("m1".into(), "127.0.0.1:2380".into())];
-        assert!(load_or_create_identity(&foreign).unwrap_err().to_string().contains("belongs to cluster"));
+        assert!(load_or_create_identity(&foreign)
+            .unwrap_err()
+            .to_string()
+            .contains("belongs to cluster"));
     }
 }

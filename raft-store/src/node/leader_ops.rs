@@ -26,13 +26,30 @@ pub enum LeaderOp {
     Write(Command),
     /// Add a member; `wait` blocks until it has caught up (used by `--join`) and then promotes
     /// it unless `learner`.
-    AddMember { id: NodeId, node: MemberNode, learner: bool, wait: bool },
-    RemoveMember { id: NodeId },
-    PromoteMember { id: NodeId },
+    AddMember {
+        id: NodeId,
+        node: MemberNode,
+        learner: bool,
+        wait: bool,
+    },
+    RemoveMember {
+        id: NodeId,
+    },
+    PromoteMember {
+        id: NodeId,
+    },
     /// Update a member's name and client address (a starting member publishes them).
-    SetMember { id: NodeId, node: MemberNode },
-    KeepAlive { lease: i64 },
-    TimeToLive { lease: i64, keys: bool },
+    SetMember {
+        id: NodeId,
+        node: MemberNode,
+    },
+    KeepAlive {
+        lease: i64,
+    },
+    TimeToLive {
+        lease: i64,
+        keys: bool,
+    },
     /// The log index a linearizable read must wait for.
     ReadIndex,
 }
@@ -102,7 +119,10 @@ impl Inner {
 
     async fn forward(&self, leader: NodeId, node: &MemberNode, op: &LeaderOp) -> Result<LeaderReply, StoreError> {
         let payload = bincode::serialize(op).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let mut client = self.pool.client(&node.peer_addr).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut client = self
+            .pool
+            .client(&node.peer_addr)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let mut req = tonic::Request::new(RaftMessage { payload });
         req.set_timeout(REQUEST_TIMEOUT);
         match client.propose(req).await {
@@ -111,11 +131,20 @@ impl Inner {
             Err(s) => {
                 // Safe to retry only if nothing can have been appended: reads and renewals, or
                 // a connection that was never made.
-                let idempotent = matches!(op, LeaderOp::ReadIndex | LeaderOp::KeepAlive { .. } | LeaderOp::TimeToLive { .. });
+                let idempotent = matches!(
+                    op,
+                    LeaderOp::ReadIndex | LeaderOp::KeepAlive { .. } | LeaderOp::TimeToLive { .. }
+                );
                 if idempotent || s.code() == tonic::Code::Unavailable && s.message().contains("connect") {
-                    Err(StoreError::Unavailable(format!("leader {leader:x} unreachable: {}", s.message())))
+                    Err(StoreError::Unavailable(format!(
+                        "leader {leader:x} unreachable: {}",
+                        s.message()
+                    )))
                 } else {
-                    Err(StoreError::Internal(format!("etcdserver: request to leader {leader:x} failed, outcome unknown: {}", s.message())))
+                    Err(StoreError::Internal(format!(
+                        "etcdserver: request to leader {leader:x} failed, outcome unknown: {}",
+                        s.message()
+                    )))
                 }
             }
         }
@@ -129,11 +158,25 @@ impl Inner {
                 let r = raft.client_write(cmd).await.map_err(write_err)?;
                 Ok(LeaderReply::Write(r.data))
             }
-            LeaderOp::AddMember { id, node, learner, wait } => {
-                let exists = self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned();
+            LeaderOp::AddMember {
+                id,
+                node,
+                learner,
+                wait,
+            } => {
+                let exists = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .cloned();
                 if let Some(old) = exists {
                     if !wait {
-                        return Err(StoreError::MemberExists { peer_url: format!("http://{}", old.peer_addr) });
+                        return Err(StoreError::MemberExists {
+                            peer_url: format!("http://{}", old.peer_addr),
+                        });
                     }
                     // A member added by `etcdctl member add` now starts with --join: record its
                     // name and client address, then promote it below.
@@ -144,7 +187,14 @@ impl Inner {
                     raft.add_learner(id, node, wait).await.map_err(write_err)?;
                 }
                 if !learner {
-                    let voters = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect::<BTreeSet<_>>();
+                    let voters = self
+                        .raft
+                        .metrics()
+                        .borrow()
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .collect::<BTreeSet<_>>();
                     if !voters.contains(&id) {
                         raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
                             .await
@@ -187,18 +237,37 @@ impl Inner {
             }
             LeaderOp::KeepAlive { lease } => {
                 self.ensure_leader()?;
-                let ttl = self.sm.state.read().mvcc.lease(lease).map(|l| l.ttl).ok_or(StoreError::LeaseNotFound { id: lease })?;
-                self.lease_deadlines.lock().insert(lease, Instant::now() + Duration::from_secs(ttl.max(0) as u64));
+                let ttl = self
+                    .sm
+                    .state
+                    .read()
+                    .mvcc
+                    .lease(lease)
+                    .map(|l| l.ttl)
+                    .ok_or(StoreError::LeaseNotFound { id: lease })?;
+                self.lease_deadlines
+                    .lock()
+                    .insert(lease, Instant::now() + Duration::from_secs(ttl.max(0) as u64));
                 Ok(LeaderReply::Ttl(ttl))
             }
             LeaderOp::TimeToLive { lease, keys } => {
                 self.ensure_leader()?;
-                let l = self.sm.state.read().mvcc.lease(lease).ok_or(StoreError::LeaseNotFound { id: lease })?;
+                let l = self
+                    .sm
+                    .state
+                    .read()
+                    .mvcc
+                    .lease(lease)
+                    .ok_or(StoreError::LeaseNotFound { id: lease })?;
                 let remaining = match self.lease_deadlines.lock().get(&lease) {
                     Some(d) => d.saturating_duration_since(Instant::now()).as_secs_f64().round() as i64,
                     None => l.ttl,
                 };
-                Ok(LeaderReply::TimeToLive { ttl: remaining, granted: l.ttl, keys: if keys { l.keys } else { Vec::new() } })
+                Ok(LeaderReply::TimeToLive {
+                    ttl: remaining,
+                    granted: l.ttl,
+                    keys: if keys { l.keys } else { Vec::new() },
+                })
             }
             LeaderOp::ReadIndex => {
                 let (read, _) = raft.get_read_log_id().await.map_err(|e| match e {
@@ -219,7 +288,9 @@ impl Inner {
         if self.is_leader() {
             Ok(())
         } else {
-            Err(StoreError::NotLeader { leader: self.raft.metrics().borrow().current_leader })
+            Err(StoreError::NotLeader {
+                leader: self.raft.metrics().borrow().current_leader,
+            })
         }
     }
 
@@ -239,7 +310,12 @@ impl Inner {
 
     pub fn lease_ttl_reply(reply: LeaderReply, id: i64) -> Result<LeaseTtl, StoreError> {
         match reply {
-            LeaderReply::TimeToLive { ttl, granted, keys } => Ok(LeaseTtl { id, ttl, granted_ttl: granted, keys }),
+            LeaderReply::TimeToLive { ttl, granted, keys } => Ok(LeaseTtl {
+                id,
+                ttl,
+                granted_ttl: granted,
+                keys,
+            }),
             other => Err(StoreError::Internal(format!("unexpected reply {other:?}"))),
         }
     }
@@ -259,7 +335,10 @@ pub(super) async fn join_cluster(inner: Arc<Inner>, join: String, shutdown: Canc
             let mut r = tonic::Request::new(req.clone());
             // Catching up may take a while: the leader streams a snapshot first.
             r.set_timeout(Duration::from_secs(120));
-            c.join(r).await.map(|r| r.into_inner()).map_err(|s| s.message().to_string())
+            c.join(r)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| s.message().to_string())
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -291,11 +370,24 @@ pub(super) async fn publish_self(inner: Arc<Inner>, shutdown: CancellationToken)
         client_addr: inner.config.advertise_client(),
     };
     loop {
-        let current = inner.raft.metrics().borrow().membership_config.membership().get_node(&inner.id).cloned();
+        let current = inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&inner.id)
+            .cloned();
         match current {
             Some(n) if n == me => return,
             Some(_) if inner.leader().is_some() => {
-                match inner.execute(LeaderOp::SetMember { id: inner.id, node: me.clone() }).await {
+                match inner
+                    .execute(LeaderOp::SetMember {
+                        id: inner.id,
+                        node: me.clone(),
+                    })
+                    .await
+                {
                     Ok(_) => tracing::info!("published member attributes"),
                     Err(e) => tracing::debug!(error = %e, "publishing member attributes"),
                 }

@@ -37,13 +37,17 @@ pub(super) async fn run(inner: Arc<Inner>, shutdown: CancellationToken) {
             }
             d.retain(|id, _| leases.iter().any(|l| l.id == *id));
             for l in &leases {
-                d.entry(l.id).or_insert_with(|| now + Duration::from_secs(l.ttl.max(0) as u64));
+                d.entry(l.id)
+                    .or_insert_with(|| now + Duration::from_secs(l.ttl.max(0) as u64));
             }
             d.iter().filter(|(_, at)| **at <= now).map(|(id, _)| *id).collect()
         };
         was_leader = true;
         for id in expired {
-            let cmd = Command { op: WriteOp::LeaseRevoke { id }, fence_term: None };
+            let cmd = Command {
+                op: WriteOp::LeaseRevoke { id },
+                fence_term: None,
+            };
             match inner.execute_local(LeaderOp::Write(cmd)).await {
                 Ok(_) => {
                     inner.lease_deadlines.lock().remove(&id);

@@ -24,8 +24,8 @@ use parking_lot::Mutex;
 use rocksdb::DB;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Identity, NodeConfig};
 pub(crate) use config::save_identity;
+pub use config::{Identity, NodeConfig};
 
 use crate::error::StoreError;
 use crate::handle::StoreHandle;
@@ -77,8 +77,10 @@ impl Member {
     pub async fn start(config: NodeConfig, shutdown: CancellationToken) -> Result<Member, NodeError> {
         config.validate().map_err(NodeError::Config)?;
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| NodeError::DataDir { dir: dir.clone(), reason: e.to_string() })?;
+        std::fs::create_dir_all(&dir).map_err(|e| NodeError::DataDir {
+            dir: dir.clone(),
+            reason: e.to_string(),
+        })?;
         let db_dir = dir.join("db");
         let identity = config::load_or_create_identity(&config)?;
         let db = db::open(&db_dir).map_err(|e| NodeError::DataDir {
@@ -86,15 +88,32 @@ impl Member {
             reason: format!("cannot open the store (corrupted or from another program?): {e}"),
         })?;
         let log_store = RocksLogStore::new(db.clone());
-        let fresh = log_store.is_fresh().map_err(|e| NodeError::DataDir { dir: db_dir.clone(), reason: e.to_string() })?;
-        let backend = RocksKv::new(db.clone(), CF_SM).map_err(|e| NodeError::DataDir { dir: db_dir.clone(), reason: e.to_string() })?;
+        let fresh = log_store.is_fresh().map_err(|e| NodeError::DataDir {
+            dir: db_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let backend = RocksKv::new(db.clone(), CF_SM).map_err(|e| NodeError::DataDir {
+            dir: db_dir.clone(),
+            reason: e.to_string(),
+        })?;
         let sm = StateMachine::open(backend, Some(dir.join("snapshot.bin")))?;
         let shared = sm.shared.clone();
         let pool = PeerPool::default();
-        let raft_config = Arc::new(config.raft_config().validate().map_err(|e| NodeError::Config(e.to_string()))?);
-        let raft = Raft::new(identity.member_id, raft_config, GrpcNetwork { pool: pool.clone() }, log_store, sm)
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft_config = Arc::new(
+            config
+                .raft_config()
+                .validate()
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+        );
+        let raft = Raft::new(
+            identity.member_id,
+            raft_config,
+            GrpcNetwork { pool: pool.clone() },
+            log_store,
+            sm,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let inner = Arc::new(Inner {
             id: identity.member_id,
@@ -117,8 +136,16 @@ impl Member {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
-        tasks.push(tokio::spawn(peer::serve_peer(inner.clone(), peer_listener, shutdown.clone())));
-        tasks.push(tokio::spawn(serve_client(handle.clone(), client_listener, shutdown.clone())));
+        tasks.push(tokio::spawn(peer::serve_peer(
+            inner.clone(),
+            peer_listener,
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(serve_client(
+            handle.clone(),
+            client_listener,
+            shutdown.clone(),
+        )));
         if let Some(l) = metrics_listener {
             tasks.push(tokio::spawn(http::serve(handle.clone(), l, shutdown.clone())));
         }
@@ -133,7 +160,11 @@ impl Member {
                         let node = MemberNode {
                             name: name.clone(),
                             peer_addr: addr.clone(),
-                            client_addr: if name == &config.name { config.advertise_client() } else { String::new() },
+                            client_addr: if name == &config.name {
+                                config.advertise_client()
+                            } else {
+                                String::new()
+                            },
                         };
                         members.insert(member_id(addr), node);
                     }
@@ -144,7 +175,11 @@ impl Member {
                     }
                 }
                 Some(join) => {
-                    tasks.push(tokio::spawn(leader_ops::join_cluster(inner.clone(), join.clone(), shutdown.clone())));
+                    tasks.push(tokio::spawn(leader_ops::join_cluster(
+                        inner.clone(),
+                        join.clone(),
+                        shutdown.clone(),
+                    )));
                 }
             }
         }
@@ -173,7 +208,10 @@ impl Member {
 async fn bind(addr: &str) -> Result<tokio::net::TcpListener, NodeError> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })
+        .map_err(|source| NodeError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 async fn serve_client(handle: StoreHandle, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
@@ -181,7 +219,10 @@ async fn serve_client(handle: StoreHandle, listener: tokio::net::TcpListener, sh
     let inner = handle.inner.clone();
     let router = crate::server::add_etcd_services(tonic::transport::Server::builder(), handle)
         .add_service(peer::peer_service(inner));
-    if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown.cancelled()).await {
+    if let Err(e) = router
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+        .await
+    {
         tracing::error!(error = %e, "client server stopped");
     }
 }

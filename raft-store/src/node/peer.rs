@@ -92,9 +92,25 @@ impl RaftService for PeerService {
             )));
         }
         let id = member_id(&j.peer_addr);
-        let node = MemberNode { name: j.name, peer_addr: j.peer_addr, client_addr: j.client_addr };
-        match self.inner.execute(LeaderOp::AddMember { id, node, learner: false, wait: true }).await {
-            Ok(_) => Ok(Response::new(JoinResponse { member_id: id, cluster_id })),
+        let node = MemberNode {
+            name: j.name,
+            peer_addr: j.peer_addr,
+            client_addr: j.client_addr,
+        };
+        match self
+            .inner
+            .execute(LeaderOp::AddMember {
+                id,
+                node,
+                learner: false,
+                wait: true,
+            })
+            .await
+        {
+            Ok(_) => Ok(Response::new(JoinResponse {
+                member_id: id,
+                cluster_id,
+            })),
             Err(e) => Err(Status::unavailable(format!("join: {e}"))),
         }
     }

@@ -72,16 +72,18 @@ impl RocksLogStore {
         let cf = self.cf(CF_RAFT)?;
         match self.db.get_cf(cf, key).map_err(|e| StorageIOError::read(io_err(e)))? {
             None => Ok(None),
-            Some(v) => decode_checked(&v)
-                .map(Some)
-                .map_err(|e| StorageIOError::read(io_err(format!("raft meta {:?}: {e}", String::from_utf8_lossy(key)))).into()),
+            Some(v) => decode_checked(&v).map(Some).map_err(|e| {
+                StorageIOError::read(io_err(format!("raft meta {:?}: {e}", String::from_utf8_lossy(key)))).into()
+            }),
         }
     }
 
     fn put_meta<T: Serialize>(&self, key: &[u8], v: &T) -> Result<(), StorageError> {
         let cf = self.cf(CF_RAFT)?;
         let bytes = encode_checked(v).map_err(|e| StorageIOError::write(io_err(e)))?;
-        self.db.put_cf_opt(cf, key, bytes, &Self::sync_opts()).map_err(|e| StorageIOError::write(io_err(e)).into())
+        self.db
+            .put_cf_opt(cf, key, bytes, &Self::sync_opts())
+            .map_err(|e| StorageIOError::write(io_err(e)).into())
     }
 
     fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -117,7 +119,11 @@ impl RaftLogReader<TypeConfig> for RocksLogStore {
         let from = start.to_be_bytes();
         for item in self.db.iterator_cf(cf, IteratorMode::From(&from, Direction::Forward)) {
             let (k, v) = item.map_err(|e| StorageIOError::read_logs(io_err(e)))?;
-            let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StorageIOError::read_logs(io_err("bad log key")))?);
+            let idx = u64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| StorageIOError::read_logs(io_err("bad log key")))?,
+            );
             if !range.contains(&idx) {
                 break;
             }
@@ -135,7 +141,10 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.get_meta::<Option<LogId>>(KEY_PURGED)?.flatten();
         let last = self.last_log_id()?.or(last_purged);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -143,7 +152,8 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_VOTE, vote).map_err(|e| StorageIOError::write_vote(io_err(e)).into())
+        self.put_meta(KEY_VOTE, vote)
+            .map_err(|e| StorageIOError::write_vote(io_err(e)).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
@@ -188,7 +198,9 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         let mut wb = WriteBatch::default();
         wb.delete_range_cf(cf, log_id.index.to_be_bytes(), u64::MAX.to_be_bytes());
         wb.delete_cf(cf, u64::MAX.to_be_bytes());
-        self.db.write_opt(wb, &Self::sync_opts()).map_err(|e| StorageIOError::write_logs(io_err(e)).into())
+        self.db
+            .write_opt(wb, &Self::sync_opts())
+            .map_err(|e| StorageIOError::write_logs(io_err(e)).into())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -196,6 +208,8 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         let cf = self.cf(CF_LOG)?;
         let mut wb = WriteBatch::default();
         wb.delete_range_cf(cf, 0u64.to_be_bytes(), (log_id.index + 1).to_be_bytes());
-        self.db.write_opt(wb, &Self::sync_opts()).map_err(|e| StorageIOError::write_logs(io_err(e)).into())
+        self.db
+            .write_opt(wb, &Self::sync_opts())
+            .map_err(|e| StorageIOError::write_logs(io_err(e)).into())
     }
 }

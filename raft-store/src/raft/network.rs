@@ -30,7 +30,9 @@ impl PeerPool {
     pub fn client(&self, addr: &str) -> Result<RaftServiceClient<Channel>, tonic::transport::Error> {
         let mut map = self.channels.lock();
         if let Some(ch) = map.get(addr) {
-            return Ok(RaftServiceClient::new(ch.clone()).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX));
+            return Ok(RaftServiceClient::new(ch.clone())
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX));
         }
         let ch = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(Duration::from_millis(500))
@@ -39,7 +41,9 @@ impl PeerPool {
             .keep_alive_timeout(Duration::from_secs(5))
             .connect_lazy();
         map.insert(addr.to_string(), ch.clone());
-        Ok(RaftServiceClient::new(ch).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX))
+        Ok(RaftServiceClient::new(ch)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX))
     }
 }
 
@@ -58,7 +62,11 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &MemberNode) -> Self::Network {
-        PeerClient { target, addr: node.peer_addr.clone(), pool: self.pool.clone() }
+        PeerClient {
+            target,
+            addr: node.peer_addr.clone(),
+            pool: self.pool.clone(),
+        }
     }
 }
 
@@ -85,7 +93,10 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let payload = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut client = self.pool.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let mut client = self
+            .pool
+            .client(&self.addr)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let mut request = tonic::Request::new(RaftMessage { payload });
         request.set_timeout(option.hard_ttl());
         let reply = match which {

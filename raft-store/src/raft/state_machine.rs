@@ -46,7 +46,9 @@ pub struct StateMachine<B: Backend> {
 
 impl<B: Backend> Clone for StateMachine<B> {
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone() }
+        Self {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -95,7 +97,11 @@ impl<B: Backend> StateMachine<B> {
         }
         let rev = mvcc.current_revision();
         let shared = Arc::new_cyclic(|weak: &Weak<SmShared<B>>| SmShared {
-            state: RwLock::new(SmState { mvcc, applied, membership }),
+            state: RwLock::new(SmState {
+                mvcc,
+                applied,
+                membership,
+            }),
             hub: WatchHub::new(Arc::new(SmHistory { shared: weak.clone() }), rev),
             snapshot_file,
             current_snapshot: Mutex::new(current),
@@ -142,7 +148,9 @@ impl<B: Backend> SmShared<B> {
 
     /// Bytes of a consistent copy of the whole state (etcd's Maintenance.Snapshot).
     pub fn snapshot_bytes(&self) -> Result<Vec<u8>, StoreError> {
-        self.dump().map(|(_, _, d)| d).map_err(|e| StoreError::Internal(e.to_string()))
+        self.dump()
+            .map(|(_, _, d)| d)
+            .map_err(|e| StoreError::Internal(e.to_string()))
     }
 }
 
@@ -158,9 +166,16 @@ impl<B: Backend> RaftSnapshotBuilder<TypeConfig> for StateMachine<B> {
             Some(id) => format!("{}-{}-{seq}", id.leader_id.term, id.index),
             None => format!("0-0-{seq}"),
         };
-        let meta = Meta { last_log_id: applied, last_membership: membership, snapshot_id };
+        let meta = Meta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id,
+        };
         self.save_snapshot(&meta, &data)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
@@ -180,7 +195,8 @@ impl<B: Backend> StateMachine<B> {
                 }
                 Ok(())
             };
-            write().map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e.to_string())))?;
+            write()
+                .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e.to_string())))?;
         }
         *self.shared.current_snapshot.lock() = Some((meta.clone(), data.to_vec()));
         Ok(())
@@ -225,7 +241,10 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachine<B> {
                             if !a.events.is_empty() {
                                 events.push((a.revision, a.events));
                             }
-                            out.push(CommandResponse::Applied { revision: a.revision, result: a.result });
+                            out.push(CommandResponse::Applied {
+                                revision: a.revision,
+                                result: a.result,
+                            });
                         }
                         Err(MvccError::Backend(e)) => {
                             return Err(StorageIOError::apply(entry.log_id, AnyError::error(e.to_string())).into())
@@ -258,7 +277,10 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachine<B> {
     async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let pairs: Vec<(Vec<u8>, Vec<u8>)> = decode_checked(&data).map_err(|e| {
-            StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(format!("snapshot is corrupt: {e}")))
+            StorageIOError::read_snapshot(
+                Some(meta.signature()),
+                AnyError::error(format!("snapshot is corrupt: {e}")),
+            )
         })?;
         let rev = {
             let mut st = self.shared.state.write();
@@ -280,6 +302,9 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachine<B> {
             .current_snapshot
             .lock()
             .as_ref()
-            .map(|(meta, data)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(data.clone())) }))
+            .map(|(meta, data)| Snapshot {
+                meta: meta.clone(),
+                snapshot: Box::new(Cursor::new(data.clone())),
+            }))
     }
 }

@@ -33,10 +33,15 @@ pub struct Command {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResponse {
-    Applied { revision: i64, result: WriteResult },
+    Applied {
+        revision: i64,
+        result: WriteResult,
+    },
     Rejected(StoreError),
     /// Blank and membership entries.
-    Noop { revision: i64 },
+    Noop {
+        revision: i64,
+    },
 }
 
 openraft::declare_raft_types!(
@@ -60,7 +65,10 @@ pub type Membership = openraft::StoredMembership<NodeId, MemberNode>;
 /// Member ids are derived from the peer address, so every member computes the same id for a
 /// peer from `--initial-cluster`, and `etcdctl member add --peer-urls` agrees with `--join`.
 pub fn member_id(peer_addr: &str) -> NodeId {
-    let addr = peer_addr.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
+    let addr = peer_addr
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
     // FNV-1a: stable across versions and platforms (std's hasher is not).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in addr.as_bytes() {

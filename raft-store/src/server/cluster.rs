@@ -15,7 +15,14 @@ pub struct ClusterService {
 
 impl ClusterService {
     async fn members(&self) -> Result<Vec<pb::Member>, Status> {
-        Ok(self.handle.member_list().await.map_err(store_status)?.into_iter().map(member).collect())
+        Ok(self
+            .handle
+            .member_list()
+            .await
+            .map_err(store_status)?
+            .into_iter()
+            .map(member)
+            .collect())
     }
 
     fn header(&self) -> Option<pb::ResponseHeader> {
@@ -28,7 +35,9 @@ impl ClusterService {
 /// path.
 pub fn check_peer_urls(urls: &[String]) -> Result<(), Status> {
     let ok = |u: &str| {
-        let Some(rest) = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://")) else { return false };
+        let Some(rest) = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://")) else {
+            return false;
+        };
         let host_port = rest.strip_suffix('/').unwrap_or(rest);
         if host_port.contains('/') {
             return false;
@@ -46,10 +55,17 @@ pub fn check_peer_urls(urls: &[String]) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, request: Request<pb::MemberAddRequest>) -> Result<Response<pb::MemberAddResponse>, Status> {
+    async fn member_add(
+        &self,
+        request: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
         let r = request.into_inner();
         check_peer_urls(&r.peer_ur_ls)?;
-        let added: MemberInfo = self.handle.member_add(r.peer_ur_ls, r.is_learner).await.map_err(store_status)?;
+        let added: MemberInfo = self
+            .handle
+            .member_add(r.peer_ur_ls, r.is_learner)
+            .await
+            .map_err(store_status)?;
         // The member is in; if the list cannot be read now, answer with the new member alone.
         let members = match self.members().await {
             Ok(m) => m,
@@ -58,15 +74,25 @@ impl Cluster for ClusterService {
                 vec![member(added.clone())]
             }
         };
-        Ok(Response::new(pb::MemberAddResponse { header: self.header(), member: Some(member(added)), members }))
+        Ok(Response::new(pb::MemberAddResponse {
+            header: self.header(),
+            member: Some(member(added)),
+            members,
+        }))
     }
 
     async fn member_remove(
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        self.handle.member_remove(request.into_inner().id).await.map_err(store_status)?;
-        Ok(Response::new(pb::MemberRemoveResponse { header: self.header(), members: self.members().await? }))
+        self.handle
+            .member_remove(request.into_inner().id)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: self.header(),
+            members: self.members().await?,
+        }))
     }
 
     async fn member_update(
@@ -78,16 +104,28 @@ impl Cluster for ClusterService {
         ))
     }
 
-    async fn member_list(&self, _request: Request<pb::MemberListRequest>) -> Result<Response<pb::MemberListResponse>, Status> {
-        Ok(Response::new(pb::MemberListResponse { header: self.header(), members: self.members().await? }))
+    async fn member_list(
+        &self,
+        _request: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        Ok(Response::new(pb::MemberListResponse {
+            header: self.header(),
+            members: self.members().await?,
+        }))
     }
 
     async fn member_promote(
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        self.handle.member_promote(request.into_inner().id).await.map_err(store_status)?;
-        Ok(Response::new(pb::MemberPromoteResponse { header: self.header(), members: self.members().await? }))
+        self.handle
+            .member_promote(request.into_inner().id)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: self.header(),
+            members: self.members().await?,
+        }))
     }
 }
 

@@ -60,7 +60,11 @@ pub fn put_request(r: pb::PutRequest) -> PutRequest {
 }
 
 pub fn delete_range_request(r: pb::DeleteRangeRequest) -> DeleteRangeRequest {
-    DeleteRangeRequest { key: r.key, range_end: r.range_end, prev_kv: r.prev_kv }
+    DeleteRangeRequest {
+        key: r.key,
+        range_end: r.range_end,
+        prev_kv: r.prev_kv,
+    }
 }
 
 pub fn txn_request(r: pb::TxnRequest) -> Result<TxnRequest, Status> {
@@ -106,7 +110,12 @@ pub fn compare(c: pb::Compare) -> Result<Compare, Status> {
         }),
         Err(_) => return Err(invalid(&format!("etcdserver: unknown compare target {}", c.target))),
     };
-    Ok(Compare { key: c.key, range_end: c.range_end, result, target })
+    Ok(Compare {
+        key: c.key,
+        range_end: c.range_end,
+        result,
+        target,
+    })
 }
 
 /// A create request as the hub takes it: `(client watch_id, spec)`, with etcd's key
@@ -114,7 +123,7 @@ pub fn compare(c: pb::Compare) -> Result<Compare, Status> {
 pub fn watch_create(c: pb::WatchCreateRequest) -> (i64, WatchSpec) {
     use pb::watch_create_request::FilterType;
     let key = if c.key.is_empty() { vec![0] } else { c.key };
-    let has = |f: FilterType| c.filters.iter().any(|x| *x == f as i32);
+    let has = |f: FilterType| c.filters.contains(&(f as i32));
     let spec = WatchSpec {
         key,
         range_end: c.range_end,
@@ -132,7 +141,12 @@ pub fn watch_create(c: pb::WatchCreateRequest) -> (i64, WatchSpec) {
 
 /// A response header: the member's identity with `revision`.
 pub fn header(h: Header, revision: i64) -> Option<pb::ResponseHeader> {
-    Some(pb::ResponseHeader { cluster_id: h.cluster_id, member_id: h.member_id, revision, raft_term: h.raft_term })
+    Some(pb::ResponseHeader {
+        cluster_id: h.cluster_id,
+        member_id: h.member_id,
+        revision,
+        raft_term: h.raft_term,
+    })
 }
 
 pub fn key_value(kv: KeyValue) -> mvccpb::KeyValue {
@@ -151,7 +165,11 @@ pub fn event(e: Event) -> mvccpb::Event {
         EventType::Put => mvccpb::event::EventType::Put,
         EventType::Delete => mvccpb::event::EventType::Delete,
     };
-    mvccpb::Event { r#type: kind as i32, kv: Some(key_value(e.kv)), prev_kv: e.prev_kv.map(key_value) }
+    mvccpb::Event {
+        r#type: kind as i32,
+        kv: Some(key_value(e.kv)),
+        prev_kv: e.prev_kv.map(key_value),
+    }
 }
 
 pub fn range_response(r: RangeResponse, h: Header, revision: i64) -> pb::RangeResponse {
@@ -164,7 +182,10 @@ pub fn range_response(r: RangeResponse, h: Header, revision: i64) -> pb::RangeRe
 }
 
 pub fn put_response(r: PutResponse, h: Header, revision: i64) -> pb::PutResponse {
-    pb::PutResponse { header: header(h, revision), prev_kv: r.prev_kv.map(key_value) }
+    pb::PutResponse {
+        header: header(h, revision),
+        prev_kv: r.prev_kv.map(key_value),
+    }
 }
 
 pub fn delete_range_response(r: DeleteRangeResponse, h: Header, revision: i64) -> pb::DeleteRangeResponse {
@@ -190,12 +211,20 @@ pub fn txn_response(r: TxnResponse, h: Header, revision: i64) -> pb::TxnResponse
             }),
         })
         .collect();
-    pb::TxnResponse { header: header(h, revision), succeeded: r.succeeded, responses }
+    pb::TxnResponse {
+        header: header(h, revision),
+        succeeded: r.succeeded,
+        responses,
+    }
 }
 
 pub fn watch_response(msg: WatchMsg, h: Header) -> pb::WatchResponse {
     match msg {
-        WatchMsg::Created { watch_id, revision, cancel_reason } => pb::WatchResponse {
+        WatchMsg::Created {
+            watch_id,
+            revision,
+            cancel_reason,
+        } => pb::WatchResponse {
             header: header(h, revision),
             watch_id,
             created: true,
@@ -203,16 +232,28 @@ pub fn watch_response(msg: WatchMsg, h: Header) -> pb::WatchResponse {
             cancel_reason: cancel_reason.unwrap_or_default(),
             ..Default::default()
         },
-        WatchMsg::Events { watch_id, revision, events, .. } => pb::WatchResponse {
+        WatchMsg::Events {
+            watch_id,
+            revision,
+            events,
+            ..
+        } => pb::WatchResponse {
             header: header(h, revision),
             watch_id,
             events: events.into_iter().map(event).collect(),
             ..Default::default()
         },
-        WatchMsg::Progress { watch_id, revision } => {
-            pb::WatchResponse { header: header(h, revision), watch_id, ..Default::default() }
-        }
-        WatchMsg::Canceled { watch_id, revision, compact_revision, reason } => pb::WatchResponse {
+        WatchMsg::Progress { watch_id, revision } => pb::WatchResponse {
+            header: header(h, revision),
+            watch_id,
+            ..Default::default()
+        },
+        WatchMsg::Canceled {
+            watch_id,
+            revision,
+            compact_revision,
+            reason,
+        } => pb::WatchResponse {
             header: header(h, revision),
             watch_id,
             canceled: true,
@@ -224,7 +265,13 @@ pub fn watch_response(msg: WatchMsg, h: Header) -> pb::WatchResponse {
 }
 
 pub fn member(m: MemberInfo) -> pb::Member {
-    pb::Member { id: m.id, name: m.name, peer_ur_ls: m.peer_urls, client_ur_ls: m.client_urls, is_learner: m.is_learner }
+    pb::Member {
+        id: m.id,
+        name: m.name,
+        peer_ur_ls: m.peer_urls,
+        client_ur_ls: m.client_urls,
+        is_learner: m.is_learner,
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +281,12 @@ mod tests {
     use pb::request_op::Request;
 
     fn hdr() -> Header {
-        Header { cluster_id: 1, member_id: 2, revision: 99, raft_term: 3 }
+        Header {
+            cluster_id: 1,
+            member_id: 2,
+            revision: 99,
+            raft_term: 3,
+        }
     }
 
     #[test]
@@ -256,9 +308,24 @@ mod tests {
         });
         assert_eq!((r.sort_order, r.sort_target), (SortOrder::Descend, SortTarget::Mod));
         assert_eq!((r.limit, r.revision, r.serializable, r.keys_only), (3, 4, true, true));
-        assert_eq!((r.min_mod_revision, r.max_mod_revision, r.min_create_revision, r.max_create_revision), (5, 6, 7, 8));
-        let unknown = range_request(pb::RangeRequest { sort_order: 42, sort_target: -1, ..Default::default() });
-        assert_eq!((unknown.sort_order, unknown.sort_target), (SortOrder::None, SortTarget::Key));
+        assert_eq!(
+            (
+                r.min_mod_revision,
+                r.max_mod_revision,
+                r.min_create_revision,
+                r.max_create_revision
+            ),
+            (5, 6, 7, 8)
+        );
+        let unknown = range_request(pb::RangeRequest {
+            sort_order: 42,
+            sort_target: -1,
+            ..Default::default()
+        });
+        assert_eq!(
+            (unknown.sort_order, unknown.sort_target),
+            (SortOrder::None, SortTarget::Key)
+        );
     }
 
     #[test]
@@ -271,16 +338,30 @@ mod tests {
             target_union: Some(U::ModRevision(7)),
         };
         let put = pb::RequestOp {
-            request: Some(Request::RequestPut(pb::PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() })),
+            request: Some(Request::RequestPut(pb::PutRequest {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })),
         };
         let nested = pb::RequestOp {
-            request: Some(Request::RequestTxn(pb::TxnRequest { compare: vec![], success: vec![put.clone()], failure: vec![] })),
+            request: Some(Request::RequestTxn(pb::TxnRequest {
+                compare: vec![],
+                success: vec![put.clone()],
+                failure: vec![],
+            })),
         };
-        let t = txn_request(pb::TxnRequest { compare: vec![cmp], success: vec![put, nested], failure: vec![] })
-            .expect("converts");
+        let t = txn_request(pb::TxnRequest {
+            compare: vec![cmp],
+            success: vec![put, nested],
+            failure: vec![],
+        })
+        .expect("converts");
         assert_eq!(t.compare[0].target, CompareTarget::Mod(7));
         assert_eq!(t.compare[0].result, CompareResult::Greater);
-        assert!(matches!(&t.success[1], RequestOp::Txn(inner) if matches!(&inner.success[0], RequestOp::Put(p) if p.value == b"v")));
+        assert!(
+            matches!(&t.success[1], RequestOp::Txn(inner) if matches!(&inner.success[0], RequestOp::Put(p) if p.value == b"v"))
+        );
     }
 
     #[test]
@@ -294,15 +375,27 @@ mod tests {
         })
         .expect("converts");
         assert_eq!(c.target, CompareTarget::Version(0));
-        let v = compare(pb::Compare { target: T::Value as i32, key: b"k".to_vec(), ..Default::default() }).expect("ok");
+        let v = compare(pb::Compare {
+            target: T::Value as i32,
+            key: b"k".to_vec(),
+            ..Default::default()
+        })
+        .expect("ok");
         assert_eq!(v.target, CompareTarget::Value(vec![]));
-        assert!(compare(pb::Compare { target: 9, ..Default::default() }).is_err());
+        assert!(compare(pb::Compare {
+            target: 9,
+            ..Default::default()
+        })
+        .is_err());
     }
 
     #[test]
     fn empty_request_op_is_key_not_found() {
-        let e = txn_request(pb::TxnRequest { success: vec![pb::RequestOp { request: None }], ..Default::default() })
-            .expect_err("refused");
+        let e = txn_request(pb::TxnRequest {
+            success: vec![pb::RequestOp { request: None }],
+            ..Default::default()
+        })
+        .expect_err("refused");
         assert_eq!(e.message(), KEY_NOT_FOUND);
     }
 
@@ -312,36 +405,73 @@ mod tests {
             succeeded: true,
             responses: vec![
                 ResponseOp::Put(PutResponse { prev_kv: None }),
-                ResponseOp::Txn(TxnResponse { succeeded: false, responses: vec![ResponseOp::Range(RangeResponse::default())] }),
+                ResponseOp::Txn(TxnResponse {
+                    succeeded: false,
+                    responses: vec![ResponseOp::Range(RangeResponse::default())],
+                }),
             ],
         };
         let p = txn_response(r, hdr(), 12);
         assert_eq!(p.header.as_ref().map(|h| (h.revision, h.member_id)), Some((12, 2)));
-        let Some(pb::response_op::Response::ResponseTxn(inner)) = &p.responses[1].response else { panic!("txn") };
-        let Some(pb::response_op::Response::ResponseRange(rr)) = &inner.responses[0].response else { panic!("range") };
+        let Some(pb::response_op::Response::ResponseTxn(inner)) = &p.responses[1].response else {
+            panic!("txn")
+        };
+        let Some(pb::response_op::Response::ResponseRange(rr)) = &inner.responses[0].response else {
+            panic!("range")
+        };
         assert_eq!(rr.header.as_ref().map(|h| h.revision), Some(12));
     }
 
     #[test]
     fn events_and_watch_responses() {
-        let kv = KeyValue { key: b"a".to_vec(), mod_revision: 5, ..Default::default() };
-        let e = event(Event { kind: EventType::Delete, kv: kv.clone(), prev_kv: Some(kv) });
+        let kv = KeyValue {
+            key: b"a".to_vec(),
+            mod_revision: 5,
+            ..Default::default()
+        };
+        let e = event(Event {
+            kind: EventType::Delete,
+            kv: kv.clone(),
+            prev_kv: Some(kv),
+        });
         assert_eq!(e.r#type, mvccpb::event::EventType::Delete as i32);
         assert!(e.prev_kv.is_some());
 
-        let created = watch_response(WatchMsg::Created { watch_id: 0, revision: 4, cancel_reason: None }, hdr());
+        let created = watch_response(
+            WatchMsg::Created {
+                watch_id: 0,
+                revision: 4,
+                cancel_reason: None,
+            },
+            hdr(),
+        );
         assert!(created.created && !created.canceled && created.watch_id == 0);
         let failed = watch_response(
-            WatchMsg::Created { watch_id: -1, revision: 4, cancel_reason: Some("mvcc: watcher range is empty".into()) },
+            WatchMsg::Created {
+                watch_id: -1,
+                revision: 4,
+                cancel_reason: Some("mvcc: watcher range is empty".into()),
+            },
             hdr(),
         );
         assert!(failed.created && failed.canceled && failed.cancel_reason == "mvcc: watcher range is empty");
         let compacted = watch_response(
-            WatchMsg::Canceled { watch_id: 3, revision: 9, compact_revision: 6, reason: String::new() },
+            WatchMsg::Canceled {
+                watch_id: 3,
+                revision: 9,
+                compact_revision: 6,
+                reason: String::new(),
+            },
             hdr(),
         );
         assert!(compacted.canceled && compacted.compact_revision == 6);
-        let progress = watch_response(WatchMsg::Progress { watch_id: -1, revision: 9 }, hdr());
+        let progress = watch_response(
+            WatchMsg::Progress {
+                watch_id: -1,
+                revision: 9,
+            },
+            hdr(),
+        );
         assert_eq!((progress.watch_id, progress.header.map(|h| h.revision)), (-1, Some(9)));
     }
 

@@ -31,7 +31,11 @@ impl Kv for KvService {
     async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
         let r = request.into_inner();
         check_range(&r)?;
-        let (rev, resp) = self.handle.range(convert::range_request(r)).await.map_err(store_status)?;
+        let (rev, resp) = self
+            .handle
+            .range(convert::range_request(r))
+            .await
+            .map_err(store_status)?;
         Ok(Response::new(convert::range_response(resp, self.handle.header(), rev)))
     }
 
@@ -39,7 +43,12 @@ impl Kv for KvService {
         let r = request.into_inner();
         check_put(&r)?;
         check_size(&r)?;
-        match self.handle.write(WriteOp::Put(convert::put_request(r))).await.map_err(store_status)? {
+        match self
+            .handle
+            .write(WriteOp::Put(convert::put_request(r)))
+            .await
+            .map_err(store_status)?
+        {
             (rev, WriteResult::Put(p)) => Ok(Response::new(convert::put_response(p, self.handle.header(), rev))),
             _ => Err(unexpected("put")),
         }
@@ -54,9 +63,11 @@ impl Kv for KvService {
         check_size(&r)?;
         let op = WriteOp::DeleteRange(convert::delete_range_request(r));
         match self.handle.write(op).await.map_err(store_status)? {
-            (rev, WriteResult::DeleteRange(d)) => {
-                Ok(Response::new(convert::delete_range_response(d, self.handle.header(), rev)))
-            }
+            (rev, WriteResult::DeleteRange(d)) => Ok(Response::new(convert::delete_range_response(
+                d,
+                self.handle.header(),
+                rev,
+            ))),
             _ => Err(unexpected("delete range")),
         }
     }
@@ -74,11 +85,20 @@ impl Kv for KvService {
         }
     }
 
-    async fn compact(&self, request: Request<pb::CompactionRequest>) -> Result<Response<pb::CompactionResponse>, Status> {
+    async fn compact(
+        &self,
+        request: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
         let r = request.into_inner();
         // Compaction is applied with the log entry, so `physical` is always satisfied.
-        let (rev, _) = self.handle.write(WriteOp::Compact { revision: r.revision }).await.map_err(store_status)?;
-        Ok(Response::new(pb::CompactionResponse { header: convert::header(self.handle.header(), rev) }))
+        let (rev, _) = self
+            .handle
+            .write(WriteOp::Compact { revision: r.revision })
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::CompactionResponse {
+            header: convert::header(self.handle.header(), rev),
+        }))
     }
 }
 
@@ -165,7 +185,9 @@ pub fn check_intervals(ops: &[pb::RequestOp]) -> Result<(Puts, Dels), Status> {
         .collect();
     let mut puts = Puts::new();
     for op in ops {
-        let Some(Request::RequestTxn(t)) = &op.request else { continue };
+        let Some(Request::RequestTxn(t)) = &op.request else {
+            continue;
+        };
         let (puts_then, dels_then) = check_intervals(&t.success)?;
         let (puts_else, dels_else) = check_intervals(&t.failure)?;
         for k in &puts_then {
@@ -184,7 +206,9 @@ pub fn check_intervals(ops: &[pb::RequestOp]) -> Result<(Puts, Dels), Status> {
         dels.extend(dels_else);
     }
     for op in ops {
-        let Some(Request::RequestPut(p)) = &op.request else { continue };
+        let Some(Request::RequestPut(p)) = &op.request else {
+            continue;
+        };
         if puts.contains(&p.key) || deleted(&dels, &p.key) {
             return Err(dup());
         }
@@ -200,7 +224,10 @@ mod tests {
 
     fn put(k: &str) -> pb::RequestOp {
         pb::RequestOp {
-            request: Some(Request::RequestPut(pb::PutRequest { key: k.as_bytes().to_vec(), ..Default::default() })),
+            request: Some(Request::RequestPut(pb::PutRequest {
+                key: k.as_bytes().to_vec(),
+                ..Default::default()
+            })),
         }
     }
 
@@ -215,11 +242,17 @@ mod tests {
     }
 
     fn txn(success: Vec<pb::RequestOp>, failure: Vec<pb::RequestOp>) -> pb::TxnRequest {
-        pb::TxnRequest { compare: vec![], success, failure }
+        pb::TxnRequest {
+            compare: vec![],
+            success,
+            failure,
+        }
     }
 
     fn nested(t: pb::TxnRequest) -> pb::RequestOp {
-        pb::RequestOp { request: Some(Request::RequestTxn(t)) }
+        pb::RequestOp {
+            request: Some(Request::RequestTxn(t)),
+        }
     }
 
     fn msg(r: Result<impl Sized, Status>) -> String {
@@ -237,23 +270,46 @@ mod tests {
         assert_eq!(msg(check_range(&pb::RangeRequest::default())), EMPTY_KEY);
         assert_eq!(msg(check_put(&pb::PutRequest::default())), EMPTY_KEY);
         assert_eq!(msg(check_delete(&pb::DeleteRangeRequest::default())), EMPTY_KEY);
-        let t = pb::TxnRequest { compare: vec![pb::Compare::default()], ..Default::default() };
+        let t = pb::TxnRequest {
+            compare: vec![pb::Compare::default()],
+            ..Default::default()
+        };
         assert_eq!(msg(check_txn(&t, MAX_TXN_OPS)), EMPTY_KEY);
         assert_eq!(msg(check_txn(&txn(vec![put("")], vec![]), MAX_TXN_OPS)), EMPTY_KEY);
-        assert_eq!(msg(check_txn(&txn(vec![], vec![pb::RequestOp { request: None }]), MAX_TXN_OPS)), KEY_NOT_FOUND);
+        assert_eq!(
+            msg(check_txn(
+                &txn(vec![], vec![pb::RequestOp { request: None }]),
+                MAX_TXN_OPS
+            )),
+            KEY_NOT_FOUND
+        );
     }
 
     #[test]
     fn range_end_before_key_is_legal() {
-        let r = pb::RangeRequest { key: b"b".to_vec(), range_end: b"a".to_vec(), ..Default::default() };
+        let r = pb::RangeRequest {
+            key: b"b".to_vec(),
+            range_end: b"a".to_vec(),
+            ..Default::default()
+        };
         assert_eq!(msg(check_range(&r)), "ok");
     }
 
     #[test]
     fn ignore_flags_refuse_values() {
-        let p = pb::PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ignore_value: true, ..Default::default() };
+        let p = pb::PutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ignore_value: true,
+            ..Default::default()
+        };
         assert_eq!(msg(check_put(&p)), VALUE_PROVIDED);
-        let p = pb::PutRequest { key: b"k".to_vec(), lease: 5, ignore_lease: true, ..Default::default() };
+        let p = pb::PutRequest {
+            key: b"k".to_vec(),
+            lease: 5,
+            ignore_lease: true,
+            ..Default::default()
+        };
         assert_eq!(msg(check_put(&p)), LEASE_PROVIDED);
     }
 
@@ -277,9 +333,18 @@ mod tests {
         assert_eq!(msg(check_intervals(&[del("a", "c"), put("b")])), DUPLICATE_KEY);
         assert_eq!(msg(check_intervals(&[del("a", ""), put("b")])), "ok");
         // Puts in exclusive branches of a nested txn may repeat each other, not the parent.
-        assert_eq!(msg(check_intervals(&[nested(txn(vec![put("a")], vec![put("a")]))])), "ok");
-        assert_eq!(msg(check_intervals(&[put("a"), nested(txn(vec![put("a")], vec![]))])), DUPLICATE_KEY);
-        assert_eq!(msg(check_intervals(&[del("a", "b"), nested(txn(vec![], vec![put("a")]))])), DUPLICATE_KEY);
+        assert_eq!(
+            msg(check_intervals(&[nested(txn(vec![put("a")], vec![put("a")]))])),
+            "ok"
+        );
+        assert_eq!(
+            msg(check_intervals(&[put("a"), nested(txn(vec![put("a")], vec![]))])),
+            DUPLICATE_KEY
+        );
+        assert_eq!(
+            msg(check_intervals(&[del("a", "b"), nested(txn(vec![], vec![put("a")]))])),
+            DUPLICATE_KEY
+        );
         // The branches of the top-level txn are checked separately.
         let t = txn(vec![put("a")], vec![put("a")]);
         assert_eq!(msg(check_intervals(&t.success).and(check_intervals(&t.failure))), "ok");
@@ -287,9 +352,17 @@ mod tests {
 
     #[test]
     fn request_size_limit() {
-        let small = pb::PutRequest { key: b"k".to_vec(), value: vec![0; MAX_REQUEST_BYTES - 16], ..Default::default() };
+        let small = pb::PutRequest {
+            key: b"k".to_vec(),
+            value: vec![0; MAX_REQUEST_BYTES - 16],
+            ..Default::default()
+        };
         assert_eq!(msg(check_size(&small)), "ok");
-        let big = pb::PutRequest { key: b"k".to_vec(), value: vec![0; MAX_REQUEST_BYTES], ..Default::default() };
+        let big = pb::PutRequest {
+            key: b"k".to_vec(),
+            value: vec![0; MAX_REQUEST_BYTES],
+            ..Default::default()
+        };
         assert_eq!(msg(check_size(&big)), REQUEST_TOO_LARGE);
     }
 }

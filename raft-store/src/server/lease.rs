@@ -37,20 +37,34 @@ pub fn check_grant(r: &pb::LeaseGrantRequest) -> Result<(), Status> {
 impl Lease for LeaseService {
     type LeaseKeepAliveStream = KeepAliveStream;
 
-    async fn lease_grant(&self, request: Request<pb::LeaseGrantRequest>) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+    async fn lease_grant(
+        &self,
+        request: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let r = request.into_inner();
         check_grant(&r)?;
         let (id, ttl) = self.handle.lease_grant(r.id, r.ttl).await.map_err(store_status)?;
         let h = self.handle.header();
-        Ok(Response::new(pb::LeaseGrantResponse { header: header(h, h.revision), id, ttl, error: String::new() }))
+        Ok(Response::new(pb::LeaseGrantResponse {
+            header: header(h, h.revision),
+            id,
+            ttl,
+            error: String::new(),
+        }))
     }
 
     async fn lease_revoke(
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        let rev = self.handle.lease_revoke(request.into_inner().id).await.map_err(store_status)?;
-        Ok(Response::new(pb::LeaseRevokeResponse { header: header(self.handle.header(), rev) }))
+        let rev = self
+            .handle
+            .lease_revoke(request.into_inner().id)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::LeaseRevokeResponse {
+            header: header(self.handle.header(), rev),
+        }))
     }
 
     async fn lease_keep_alive(
@@ -78,9 +92,12 @@ impl Lease for LeaseService {
                 keys: t.keys,
             },
             // etcd answers an unknown lease with TTL -1 rather than an error.
-            Err(StoreError::LeaseNotFound { .. }) => {
-                pb::LeaseTimeToLiveResponse { header: header(h, h.revision), id: r.id, ttl: -1, ..Default::default() }
-            }
+            Err(StoreError::LeaseNotFound { .. }) => pb::LeaseTimeToLiveResponse {
+                header: header(h, h.revision),
+                id: r.id,
+                ttl: -1,
+                ..Default::default()
+            },
             Err(e) => return Err(store_status(e)),
         };
         Ok(Response::new(resp))
@@ -127,7 +144,11 @@ async fn keep_alive_loop(
             }
         };
         let h = handle.header();
-        let resp = pb::LeaseKeepAliveResponse { header: header(h, h.revision), id, ttl };
+        let resp = pb::LeaseKeepAliveResponse {
+            header: header(h, h.revision),
+            id,
+            ttl,
+        };
         if tx.send(Ok(resp)).await.is_err() {
             return;
         }
@@ -140,8 +161,16 @@ mod tests {
 
     #[test]
     fn grant_ttl_limit() {
-        assert!(check_grant(&pb::LeaseGrantRequest { ttl: MAX_LEASE_TTL, id: 0 }).is_ok());
-        let e = check_grant(&pb::LeaseGrantRequest { ttl: MAX_LEASE_TTL + 1, id: 0 }).expect_err("too large");
+        assert!(check_grant(&pb::LeaseGrantRequest {
+            ttl: MAX_LEASE_TTL,
+            id: 0
+        })
+        .is_ok());
+        let e = check_grant(&pb::LeaseGrantRequest {
+            ttl: MAX_LEASE_TTL + 1,
+            id: 0,
+        })
+        .expect_err("too large");
         assert_eq!((e.code(), e.message()), (tonic::Code::OutOfRange, LEASE_TTL_TOO_LARGE));
     }
 }

@@ -49,14 +49,21 @@ impl Maintenance for MaintenanceService {
     async fn alarm(&self, request: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
         // skiff raises no alarms: GET lists none; ACTIVATE/DEACTIVATE are accepted and ignored.
         let _ = request.into_inner();
-        Ok(Response::new(pb::AlarmResponse { header: self.header(), alarms: Vec::new() }))
+        Ok(Response::new(pb::AlarmResponse {
+            header: self.header(),
+            alarms: Vec::new(),
+        }))
     }
 
     async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         let s = self.handle.status().await.map_err(store_status)?;
         Ok(Response::new(pb::StatusResponse {
             header: self.header(),
-            version: ETCD_VERSION.to_string(),
+            version: if s.version.is_empty() {
+                ETCD_VERSION.to_string()
+            } else {
+                s.version
+            },
             db_size: s.db_size,
             leader: s.leader,
             raft_index: s.raft_index,
@@ -78,13 +85,23 @@ impl Maintenance for MaintenanceService {
 
     async fn hash(&self, _request: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
         let (hash, _, rev) = self.handle.hash_kv(0).await.map_err(store_status)?;
-        Ok(Response::new(pb::HashResponse { header: header(self.handle.header(), rev), hash }))
+        Ok(Response::new(pb::HashResponse {
+            header: header(self.handle.header(), rev),
+            hash,
+        }))
     }
 
     async fn hash_kv(&self, request: Request<pb::HashKvRequest>) -> Result<Response<pb::HashKvResponse>, Status> {
-        let (hash, compact_revision, rev) =
-            self.handle.hash_kv(request.into_inner().revision).await.map_err(store_status)?;
-        Ok(Response::new(pb::HashKvResponse { header: header(self.handle.header(), rev), hash, compact_revision }))
+        let (hash, compact_revision, rev) = self
+            .handle
+            .hash_kv(request.into_inner().revision)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::HashKvResponse {
+            header: header(self.handle.header(), rev),
+            hash,
+            compact_revision,
+        }))
     }
 
     async fn snapshot(&self, _request: Request<pb::SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
@@ -97,7 +114,9 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(Status::unimplemented("etcdserver: move leader is not supported by skiff"))
+        Err(Status::unimplemented(
+            "etcdserver: move leader is not supported by skiff",
+        ))
     }
 }
 
@@ -113,7 +132,12 @@ impl SnapshotChunks {
     pub fn new(mut data: Vec<u8>, header: Option<pb::ResponseHeader>) -> Self {
         let padded = data.len().div_ceil(SNAPSHOT_ALIGN) * SNAPSHOT_ALIGN;
         data.resize(padded, 0);
-        Self { data, sent: 0, hasher: Some(Sha256::new()), header }
+        Self {
+            data,
+            sent: 0,
+            hasher: Some(Sha256::new()),
+            header,
+        }
     }
 }
 
@@ -128,10 +152,20 @@ impl Iterator for SnapshotChunks {
             hasher.update(&blob);
             self.sent = end;
             let remaining_bytes = (self.data.len() - end) as u64;
-            return Some(pb::SnapshotResponse { header: self.header, remaining_bytes, blob, version: String::new() });
+            return Some(pb::SnapshotResponse {
+                header: self.header,
+                remaining_bytes,
+                blob,
+                version: String::new(),
+            });
         }
         let digest = self.hasher.take()?.finalize();
-        Some(pb::SnapshotResponse { header: self.header, remaining_bytes: 0, blob: digest.to_vec(), version: String::new() })
+        Some(pb::SnapshotResponse {
+            header: self.header,
+            remaining_bytes: 0,
+            blob: digest.to_vec(),
+            version: String::new(),
+        })
     }
 }
 
@@ -148,7 +182,10 @@ mod tests {
         let body: Vec<u8> = msgs[..msgs.len() - 1].iter().flat_map(|m| m.blob.clone()).collect();
         assert_eq!(&body[..data.len()], &data[..]);
         assert!(body[data.len()..].iter().all(|b| *b == 0));
-        assert_eq!(msgs.last().map(|m| m.blob.clone()), Some(Sha256::digest(&body).to_vec()));
+        assert_eq!(
+            msgs.last().map(|m| m.blob.clone()),
+            Some(Sha256::digest(&body).to_vec())
+        );
         assert!(msgs[..msgs.len() - 1].iter().all(|m| m.blob.len() <= SNAPSHOT_CHUNK));
         let remaining: Vec<u64> = msgs.iter().map(|m| m.remaining_bytes).collect();
         assert_eq!(remaining.last(), Some(&0));

@@ -55,16 +55,46 @@ mod tests {
     #[test]
     fn store_errors_map_to_etcd_statuses() {
         let cases = [
-            (StoreError::Compacted { requested: 1, compacted: 5 }, Code::OutOfRange, COMPACTED),
-            (StoreError::FutureRevision { requested: 9, current: 5 }, Code::OutOfRange, FUTURE_REV),
+            (
+                StoreError::Compacted {
+                    requested: 1,
+                    compacted: 5,
+                },
+                Code::OutOfRange,
+                COMPACTED,
+            ),
+            (
+                StoreError::FutureRevision {
+                    requested: 9,
+                    current: 5,
+                },
+                Code::OutOfRange,
+                FUTURE_REV,
+            ),
             (StoreError::LeaseNotFound { id: 1 }, Code::NotFound, LEASE_NOT_FOUND),
-            (StoreError::LeaseExists { id: 1 }, Code::FailedPrecondition, LEASE_EXISTS),
-            (StoreError::KeyNotFound { key: "k".into() }, Code::InvalidArgument, KEY_NOT_FOUND),
+            (
+                StoreError::LeaseExists { id: 1 },
+                Code::FailedPrecondition,
+                LEASE_EXISTS,
+            ),
+            (
+                StoreError::KeyNotFound { key: "k".into() },
+                Code::InvalidArgument,
+                KEY_NOT_FOUND,
+            ),
             (StoreError::MemberNotFound { id: 1 }, Code::NotFound, MEMBER_NOT_FOUND),
-            (StoreError::MemberExists { peer_url: "u".into() }, Code::FailedPrecondition, PEER_URL_EXISTS),
+            (
+                StoreError::MemberExists { peer_url: "u".into() },
+                Code::FailedPrecondition,
+                PEER_URL_EXISTS,
+            ),
             (StoreError::NotLearner { id: 1 }, Code::FailedPrecondition, NOT_LEARNER),
             (StoreError::NotLeader { leader: None }, Code::Unavailable, NO_LEADER),
-            (StoreError::Unavailable("etcdserver: request timed out".into()), Code::Unavailable, "etcdserver: request timed out"),
+            (
+                StoreError::Unavailable("etcdserver: request timed out".into()),
+                Code::Unavailable,
+                "etcdserver: request timed out",
+            ),
             (StoreError::Internal("disk".into()), Code::Internal, "disk"),
         ];
         for (e, code, msg) in cases {

@@ -68,7 +68,9 @@ async fn serve_requests(mut inbound: Streaming<pb::WatchRequest>, stream: WatchS
                 let (watch_id, spec) = convert::watch_create(c);
                 // Reserve the slot for the created response before registering, so it
                 // precedes the watcher's events.
-                let Ok(permit) = tx.reserve().await else { break };
+                let Ok(permit) = tx.reserve().await else {
+                    break;
+                };
                 if let Err(e) = stream.watch(permit, watch_id, spec) {
                     tracing::debug!(error = %e, watch_id, "watch create refused");
                 }
@@ -76,8 +78,12 @@ async fn serve_requests(mut inbound: Streaming<pb::WatchRequest>, stream: WatchS
             Some(RequestUnion::CancelRequest(c)) => {
                 // etcd answers only cancels of watchers that exist.
                 if let Some(revision) = stream.cancel(c.watch_id) {
-                    let msg =
-                        WatchMsg::Canceled { watch_id: c.watch_id, revision, compact_revision: 0, reason: String::new() };
+                    let msg = WatchMsg::Canceled {
+                        watch_id: c.watch_id,
+                        revision,
+                        compact_revision: 0,
+                        reason: String::new(),
+                    };
                     if tx.send(msg).await.is_err() {
                         break;
                     }
@@ -116,13 +122,21 @@ fn fragments(mut resp: pb::WatchResponse, max: usize) -> Vec<pb::WatchResponse> 
     for ev in events {
         let n = ev.encoded_len() + 8;
         if !cur.is_empty() && size + n >= max {
-            out.push(pb::WatchResponse { events: std::mem::take(&mut cur), fragment: true, ..resp.clone() });
+            out.push(pb::WatchResponse {
+                events: std::mem::take(&mut cur),
+                fragment: true,
+                ..resp.clone()
+            });
             size = base;
         }
         size += n;
         cur.push(ev);
     }
-    out.push(pb::WatchResponse { events: cur, fragment: false, ..resp });
+    out.push(pb::WatchResponse {
+        events: cur,
+        fragment: false,
+        ..resp
+    });
     out
 }
 
@@ -134,14 +148,21 @@ mod tests {
     fn ev(n: usize) -> mvccpb::Event {
         mvccpb::Event {
             r#type: 0,
-            kv: Some(mvccpb::KeyValue { key: b"k".to_vec(), value: vec![1; n], ..Default::default() }),
+            kv: Some(mvccpb::KeyValue {
+                key: b"k".to_vec(),
+                value: vec![1; n],
+                ..Default::default()
+            }),
             prev_kv: None,
         }
     }
 
     #[test]
     fn small_responses_are_not_fragmented() {
-        let r = pb::WatchResponse { events: vec![ev(10), ev(10)], ..Default::default() };
+        let r = pb::WatchResponse {
+            events: vec![ev(10), ev(10)],
+            ..Default::default()
+        };
         let out = fragments(r, 1000);
         assert_eq!(out.len(), 1);
         assert!(!out[0].fragment);
@@ -149,7 +170,11 @@ mod tests {
 
     #[test]
     fn large_responses_are_split_in_order() {
-        let r = pb::WatchResponse { watch_id: 3, events: (0..10).map(|_| ev(300)).collect(), ..Default::default() };
+        let r = pb::WatchResponse {
+            watch_id: 3,
+            events: (0..10).map(|_| ev(300)).collect(),
+            ..Default::default()
+        };
         let out = fragments(r, 1000);
         assert!(out.len() > 1);
         assert!(out[..out.len() - 1].iter().all(|f| f.fragment && f.watch_id == 3));

@@ -32,7 +32,12 @@ impl WatchHub {
     }
 
     pub fn with_config(history: Arc<dyn History>, current_rev: i64, config: WatchConfig) -> Arc<Self> {
-        Arc::new(Self { history, config, state: Mutex::new(HubState::new(current_rev)), wake: Notify::new() })
+        Arc::new(Self {
+            history,
+            config,
+            state: Mutex::new(HubState::new(current_rev)),
+            wake: Notify::new(),
+        })
     }
 
     /// Called by the state machine after each applied batch, with the batch's events grouped by
@@ -111,7 +116,9 @@ impl WatchHub {
     /// Returns true if some watcher advanced.
     async fn catch_up_once(&self) -> bool {
         let batch = self.config.batch_revs.max(1);
-        let Some((from, to)) = self.state.lock().plan_catch_up(batch) else { return false };
+        let Some((from, to)) = self.state.lock().plan_catch_up(batch) else {
+            return false;
+        };
         if from > to {
             return false;
         }

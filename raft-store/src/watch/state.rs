@@ -38,7 +38,10 @@ pub(super) struct HubState {
 
 impl HubState {
     pub fn new(current_rev: i64) -> Self {
-        Self { last_rev: current_rev, ..Self::default() }
+        Self {
+            last_rev: current_rev,
+            ..Self::default()
+        }
     }
 
     pub fn watcher_count(&self) -> usize {
@@ -52,8 +55,15 @@ impl HubState {
     pub fn open_stream(&mut self, sink: mpsc::Sender<WatchMsg>) -> u64 {
         let id = self.next_stream;
         self.next_stream += 1;
-        self.streams
-            .insert(id, StreamEntry { sink, ids: HashMap::new(), next_auto_id: 0, progress_pending: false });
+        self.streams.insert(
+            id,
+            StreamEntry {
+                sink,
+                ids: HashMap::new(),
+                next_auto_id: 0,
+                progress_pending: false,
+            },
+        );
         id
     }
 
@@ -89,7 +99,12 @@ impl HubState {
             return Err(WatchError::StreamClosed);
         };
         if spec.start_revision < 0 {
-            return refuse(permit, WatchError::Compacted { requested: spec.start_revision });
+            return refuse(
+                permit,
+                WatchError::Compacted {
+                    requested: spec.start_revision,
+                },
+            );
         }
         if !spec.range_end.is_empty() && spec.range_end != [0] && spec.key >= spec.range_end {
             return refuse(permit, WatchError::EmptyRange);
@@ -108,10 +123,25 @@ impl HubState {
         let serial = self.next_serial;
         self.next_serial += 1;
         entry.ids.insert(id, serial);
-        permit.send(WatchMsg::Created { watch_id: id, revision: last_rev, cancel_reason: None });
+        permit.send(WatchMsg::Created {
+            watch_id: id,
+            revision: last_rev,
+            cancel_reason: None,
+        });
 
-        let next_rev = if spec.start_revision == 0 { last_rev + 1 } else { spec.start_revision };
-        let w = Watcher { stream, watch_id: id, spec, next_rev, events_since_tick: false, sink: entry.sink.clone() };
+        let next_rev = if spec.start_revision == 0 {
+            last_rev + 1
+        } else {
+            spec.start_revision
+        };
+        let w = Watcher {
+            stream,
+            watch_id: id,
+            spec,
+            next_rev,
+            events_since_tick: false,
+            sink: entry.sink.clone(),
+        };
         let unsynced = next_rev <= last_rev;
         if unsynced {
             self.unsynced.insert(serial, w);
@@ -164,8 +194,12 @@ impl HubState {
     /// After a snapshot replaced the state: synced watchers that have not seen everything up to
     /// `current_rev` go to `unsynced`. Returns true if any did.
     pub fn resync(&mut self, current_rev: i64) -> bool {
-        let behind: Vec<Serial> =
-            self.synced.iter().filter(|(_, w)| w.next_rev <= current_rev).map(|(s, _)| *s).collect();
+        let behind: Vec<Serial> = self
+            .synced
+            .iter()
+            .filter(|(_, w)| w.next_rev <= current_rev)
+            .map(|(s, _)| *s)
+            .collect();
         for serial in &behind {
             if let Some(w) = self.synced.remove(serial) {
                 self.unsynced.insert(*serial, w);
@@ -180,7 +214,12 @@ impl HubState {
     /// known to hold all of it). Watchers already past `last_rev` are promoted on the way.
     pub fn plan_catch_up(&mut self, batch: usize) -> Option<(i64, i64)> {
         self.promote_caught_up();
-        let from = self.unsynced.values().filter(|w| w.sink.capacity() > 0).map(|w| w.next_rev).min()?;
+        let from = self
+            .unsynced
+            .values()
+            .filter(|w| w.sink.capacity() > 0)
+            .map(|w| w.next_rev)
+            .min()?;
         let span = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
         Some((from, from.saturating_add(span - 1).min(self.last_rev)))
     }
@@ -216,11 +255,17 @@ impl HubState {
     /// History below `compacted` is gone: watchers that still need it are canceled with
     /// `compact_revision` set, as etcd does. A watcher whose channel is full is retried later.
     pub fn cancel_compacted(&mut self, compacted: i64) -> bool {
-        let doomed: Vec<Serial> =
-            self.unsynced.iter().filter(|(_, w)| w.next_rev < compacted).map(|(s, _)| *s).collect();
+        let doomed: Vec<Serial> = self
+            .unsynced
+            .iter()
+            .filter(|(_, w)| w.next_rev < compacted)
+            .map(|(s, _)| *s)
+            .collect();
         let mut changed = false;
         for serial in doomed {
-            let Some(w) = self.unsynced.get(&serial) else { continue };
+            let Some(w) = self.unsynced.get(&serial) else {
+                continue;
+            };
             let msg = WatchMsg::Canceled {
                 watch_id: w.watch_id,
                 revision: self.last_rev,
@@ -237,8 +282,12 @@ impl HubState {
 
     fn promote_caught_up(&mut self) {
         let last_rev = self.last_rev;
-        let ready: Vec<Serial> =
-            self.unsynced.iter().filter(|(_, w)| w.next_rev > last_rev).map(|(s, _)| *s).collect();
+        let ready: Vec<Serial> = self
+            .unsynced
+            .iter()
+            .filter(|(_, w)| w.next_rev > last_rev)
+            .map(|(s, _)| *s)
+            .collect();
         for serial in ready {
             if let Some(w) = self.unsynced.remove(&serial) {
                 self.synced.insert(serial, w);
@@ -257,7 +306,12 @@ impl HubState {
 
     /// Retries pending progress requests. Returns true if some are still pending.
     pub fn flush_pending_progress(&mut self) -> bool {
-        let pending: Vec<u64> = self.streams.iter().filter(|(_, e)| e.progress_pending).map(|(s, _)| *s).collect();
+        let pending: Vec<u64> = self
+            .streams
+            .iter()
+            .filter(|(_, e)| e.progress_pending)
+            .map(|(s, _)| *s)
+            .collect();
         let mut still = false;
         for stream in pending {
             still |= !self.try_stream_progress(stream);
@@ -267,7 +321,9 @@ impl HubState {
 
     /// Returns true when nothing is pending any more for this stream.
     fn try_stream_progress(&mut self, stream: u64) -> bool {
-        let Some(entry) = self.streams.get(&stream) else { return true };
+        let Some(entry) = self.streams.get(&stream) else {
+            return true;
+        };
         if !entry.progress_pending {
             return true;
         }
@@ -278,7 +334,10 @@ impl HubState {
         if !all_synced {
             return false;
         }
-        let msg = WatchMsg::Progress { watch_id: INVALID_WATCH_ID, revision: self.last_rev };
+        let msg = WatchMsg::Progress {
+            watch_id: INVALID_WATCH_ID,
+            revision: self.last_rev,
+        };
         let sent = try_send(&entry.sink, msg) != Delivery::Full;
         if let Some(entry) = self.streams.get_mut(&stream) {
             entry.progress_pending = !sent;
@@ -292,7 +351,13 @@ impl HubState {
         let last_rev = self.last_rev;
         for w in self.synced.values_mut() {
             if w.spec.progress_notify && !w.events_since_tick && w.progress_allowed(last_rev) {
-                let _ = try_send(&w.sink, WatchMsg::Progress { watch_id: w.watch_id, revision: last_rev });
+                let _ = try_send(
+                    &w.sink,
+                    WatchMsg::Progress {
+                        watch_id: w.watch_id,
+                        revision: last_rev,
+                    },
+                );
             }
             w.events_since_tick = false;
         }

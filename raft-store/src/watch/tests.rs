@@ -27,9 +27,17 @@ impl History for FakeHistory {
     fn history(&self, from: i64, to: i64, max_revs: usize) -> Result<Vec<(i64, Vec<Event>)>, MvccError> {
         let g = self.inner.lock();
         if from < g.compacted {
-            return Err(MvccError::Compacted { requested: from, compacted: g.compacted });
+            return Err(MvccError::Compacted {
+                requested: from,
+                compacted: g.compacted,
+            });
         }
-        Ok(g.revs.iter().filter(|(r, _)| *r >= from && *r <= to).take(max_revs).cloned().collect())
+        Ok(g.revs
+            .iter()
+            .filter(|(r, _)| *r >= from && *r <= to)
+            .take(max_revs)
+            .cloned()
+            .collect())
     }
 
     fn revisions(&self) -> (i64, i64) {
@@ -45,7 +53,11 @@ struct Store {
 }
 
 fn config() -> WatchConfig {
-    WatchConfig { progress_interval: Duration::from_secs(1), retry_interval: Duration::from_millis(2), batch_revs: 7 }
+    WatchConfig {
+        progress_interval: Duration::from_secs(1),
+        retry_interval: Duration::from_millis(2),
+        batch_revs: 7,
+    }
 }
 
 impl Store {
@@ -92,18 +104,44 @@ impl Store {
 }
 
 fn put(key: &str) -> Event {
-    let kv = KeyValue { key: key.as_bytes().to_vec(), value: b"v".to_vec(), version: 2, ..Default::default() };
-    Event { kind: EventType::Put, kv: kv.clone(), prev_kv: Some(KeyValue { version: 1, ..kv }) }
+    let kv = KeyValue {
+        key: key.as_bytes().to_vec(),
+        value: b"v".to_vec(),
+        version: 2,
+        ..Default::default()
+    };
+    Event {
+        kind: EventType::Put,
+        kv: kv.clone(),
+        prev_kv: Some(KeyValue { version: 1, ..kv }),
+    }
 }
 
 fn del(key: &str) -> Event {
-    let kv = KeyValue { key: key.as_bytes().to_vec(), ..Default::default() };
-    let prev = KeyValue { key: key.as_bytes().to_vec(), value: b"old".to_vec(), version: 1, ..Default::default() };
-    Event { kind: EventType::Delete, kv, prev_kv: Some(prev) }
+    let kv = KeyValue {
+        key: key.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let prev = KeyValue {
+        key: key.as_bytes().to_vec(),
+        value: b"old".to_vec(),
+        version: 1,
+        ..Default::default()
+    };
+    Event {
+        kind: EventType::Delete,
+        kv,
+        prev_kv: Some(prev),
+    }
 }
 
 fn spec(key: &str, range_end: &[u8], start: i64) -> WatchSpec {
-    WatchSpec { key: key.as_bytes().to_vec(), range_end: range_end.to_vec(), start_revision: start, ..Default::default() }
+    WatchSpec {
+        key: key.as_bytes().to_vec(),
+        range_end: range_end.to_vec(),
+        start_revision: start,
+        ..Default::default()
+    }
 }
 
 async fn watch(stream: &WatchStream, tx: &mpsc::Sender<WatchMsg>, id: i64, s: WatchSpec) -> Result<i64, WatchError> {
@@ -112,15 +150,19 @@ async fn watch(stream: &WatchStream, tx: &mpsc::Sender<WatchMsg>, id: i64, s: Wa
 }
 
 async fn recv(rx: &mut mpsc::Receiver<WatchMsg>) -> WatchMsg {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("timed out").expect("channel open")
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("timed out")
+        .expect("channel open")
 }
 
 /// Keys of the events of an Events message, with their revisions.
 fn events_of(msg: &WatchMsg) -> Vec<(i64, String)> {
     match msg {
-        WatchMsg::Events { events, .. } => {
-            events.iter().map(|e| (e.kv.mod_revision, String::from_utf8_lossy(&e.kv.key).into_owned())).collect()
-        }
+        WatchMsg::Events { events, .. } => events
+            .iter()
+            .map(|e| (e.kv.mod_revision, String::from_utf8_lossy(&e.kv.key).into_owned()))
+            .collect(),
         other => panic!("expected events, got {other:?}"),
     }
 }
@@ -170,8 +212,9 @@ async fn exactly_once_in_order_across_unsynced_and_back() {
         }
     }
     writer.await.expect("writer");
-    let want: Vec<(i64, String)> =
-        (1..=400).flat_map(|i| [(i, format!("k{i}a")), (i, format!("k{i}b"))]).collect();
+    let want: Vec<(i64, String)> = (1..=400)
+        .flat_map(|i| [(i, format!("k{i}a")), (i, format!("k{i}b"))])
+        .collect();
     assert_eq!(seen, want);
 
     // Back in sync: live events flow again, nothing extra arrived.
@@ -184,7 +227,10 @@ async fn exactly_once_in_order_across_unsynced_and_back() {
     .expect("watcher back in sync");
     assert!(rx.try_recv().is_err());
     store.commit(vec![put("k401a"), put("k401b")]);
-    assert_eq!(events_of(&recv(&mut rx).await), vec![(401, "k401a".into()), (401, "k401b".into())]);
+    assert_eq!(
+        events_of(&recv(&mut rx).await),
+        vec![(401, "k401a".into()), (401, "k401b".into())]
+    );
     token.cancel();
 }
 
@@ -201,7 +247,11 @@ async fn start_below_compaction_is_created_then_canceled() {
     let id = watch(&stream, &tx, 0, spec("a", b"b", 3)).await.expect("created");
     assert!(matches!(recv(&mut rx).await, WatchMsg::Created { watch_id, cancel_reason: None, .. } if watch_id == id));
     match recv(&mut rx).await {
-        WatchMsg::Canceled { watch_id, compact_revision, .. } => {
+        WatchMsg::Canceled {
+            watch_id,
+            compact_revision,
+            ..
+        } => {
             assert_eq!((watch_id, compact_revision), (id, 5));
         }
         other => panic!("expected compacted cancel, got {other:?}"),
@@ -228,11 +278,25 @@ async fn start_from_history_then_live() {
     let hist = watch(&stream, &tx, 0, spec("a", b"", 2)).await.expect("created");
     let live = watch(&stream, &tx, 0, spec("a", b"", 0)).await.expect("created");
     assert_eq!((hist, live), (0, 1));
-    assert!(matches!(recv(&mut rx).await, WatchMsg::Created { watch_id: 0, revision: 5, .. }));
-    assert!(matches!(recv(&mut rx).await, WatchMsg::Created { watch_id: 1, revision: 5, .. }));
+    assert!(matches!(
+        recv(&mut rx).await,
+        WatchMsg::Created {
+            watch_id: 0,
+            revision: 5,
+            ..
+        }
+    ));
+    assert!(matches!(
+        recv(&mut rx).await,
+        WatchMsg::Created {
+            watch_id: 1,
+            revision: 5,
+            ..
+        }
+    ));
     assert_eq!(events_of(&recv(&mut rx).await), vec![(3, "a".into()), (5, "a".into())]);
     store.commit(vec![put("a")]);
-    let mut got = vec![recv(&mut rx).await, recv(&mut rx).await];
+    let mut got = [recv(&mut rx).await, recv(&mut rx).await];
     got.sort_by_key(|m| m.watch_id());
     for (m, id) in got.iter().zip([0, 1]) {
         assert_eq!(m.watch_id(), id);
@@ -246,10 +310,29 @@ async fn filters_ranges_and_prev_kv() {
     let store = Store::new();
     let (tx, mut rx) = mpsc::channel(64);
     let stream = store.hub.open_stream(tx.clone());
-    let no_put = watch(&stream, &tx, 10, WatchSpec { no_put: true, ..spec("a", b"b", 0) }).await.expect("ok");
-    let no_del = watch(&stream, &tx, 11, WatchSpec { no_delete: true, prev_kv: true, ..spec("a", b"b", 0) })
-        .await
-        .expect("ok");
+    let no_put = watch(
+        &stream,
+        &tx,
+        10,
+        WatchSpec {
+            no_put: true,
+            ..spec("a", b"b", 0)
+        },
+    )
+    .await
+    .expect("ok");
+    let no_del = watch(
+        &stream,
+        &tx,
+        11,
+        WatchSpec {
+            no_delete: true,
+            prev_kv: true,
+            ..spec("a", b"b", 0)
+        },
+    )
+    .await
+    .expect("ok");
     let from_key = watch(&stream, &tx, 12, spec("b", &[0], 0)).await.expect("ok");
     assert_eq!((no_put, no_del, from_key), (10, 11, 12));
     for _ in 0..3 {
@@ -268,10 +351,16 @@ async fn filters_ranges_and_prev_kv() {
     };
     let e = evs(&msgs[0]);
     assert_eq!(e.len(), 1);
-    assert_eq!((e[0].kind, e[0].kv.key.as_slice(), e[0].prev_kv.is_none()), (EventType::Delete, &b"a2"[..], true));
+    assert_eq!(
+        (e[0].kind, e[0].kv.key.as_slice(), e[0].prev_kv.is_none()),
+        (EventType::Delete, &b"a2"[..], true)
+    );
     let e = evs(&msgs[1]);
     assert_eq!(e.len(), 1);
-    assert_eq!((e[0].kind, e[0].kv.key.as_slice(), e[0].prev_kv.is_some()), (EventType::Put, &b"a1"[..], true));
+    assert_eq!(
+        (e[0].kind, e[0].kv.key.as_slice(), e[0].prev_kv.is_some()),
+        (EventType::Put, &b"a1"[..], true)
+    );
     let e = evs(&msgs[2]);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].kv.key, b"c");
@@ -284,13 +373,30 @@ async fn ids_duplicates_empty_ranges_and_cancel() {
     let stream = store.hub.open_stream(tx.clone());
     assert_eq!(watch(&stream, &tx, 1, spec("a", b"", 0)).await, Ok(1));
     assert_eq!(watch(&stream, &tx, 0, spec("a", b"", 0)).await, Ok(0));
-    assert_eq!(watch(&stream, &tx, 0, spec("a", b"", 0)).await, Ok(2), "auto IDs skip IDs in use");
-    assert_eq!(watch(&stream, &tx, 1, spec("a", b"", 0)).await, Err(WatchError::DuplicateId { watch_id: 1 }));
-    assert_eq!(watch(&stream, &tx, 0, spec("b", b"a", 0)).await, Err(WatchError::EmptyRange));
-    assert!(matches!(watch(&stream, &tx, 0, spec("a", b"", -1)).await, Err(WatchError::Compacted { .. })));
+    assert_eq!(
+        watch(&stream, &tx, 0, spec("a", b"", 0)).await,
+        Ok(2),
+        "auto IDs skip IDs in use"
+    );
+    assert_eq!(
+        watch(&stream, &tx, 1, spec("a", b"", 0)).await,
+        Err(WatchError::DuplicateId { watch_id: 1 })
+    );
+    assert_eq!(
+        watch(&stream, &tx, 0, spec("b", b"a", 0)).await,
+        Err(WatchError::EmptyRange)
+    );
+    assert!(matches!(
+        watch(&stream, &tx, 0, spec("a", b"", -1)).await,
+        Err(WatchError::Compacted { .. })
+    ));
     for want in [1, 0, 2, -1, -1, -1] {
         match recv(&mut rx).await {
-            WatchMsg::Created { watch_id, cancel_reason, .. } => {
+            WatchMsg::Created {
+                watch_id,
+                cancel_reason,
+                ..
+            } => {
                 assert_eq!(watch_id, want);
                 assert_eq!(cancel_reason.is_some(), want == -1);
             }
@@ -300,7 +406,9 @@ async fn ids_duplicates_empty_ranges_and_cancel() {
     assert_eq!(stream.cancel(0), Some(0));
     assert_eq!(stream.cancel(0), None);
     store.commit(vec![put("a")]);
-    let mut ids: Vec<i64> = std::iter::from_fn(|| rx.try_recv().ok()).map(|m| m.watch_id()).collect();
+    let mut ids: Vec<i64> = std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|m| m.watch_id())
+        .collect();
     ids.sort_unstable();
     assert_eq!(ids, vec![1, 2]);
     drop(stream);
@@ -334,7 +442,13 @@ async fn progress_request_waits_until_synced() {
     assert_eq!(revs, (1..=20).collect::<Vec<_>>());
     // Synced: answered at once.
     stream.request_progress();
-    assert_eq!(rx.try_recv().ok(), Some(WatchMsg::Progress { watch_id: -1, revision: 20 }));
+    assert_eq!(
+        rx.try_recv().ok(),
+        Some(WatchMsg::Progress {
+            watch_id: -1,
+            revision: 20
+        })
+    );
     token.cancel();
 }
 
@@ -343,13 +457,29 @@ async fn periodic_progress_only_when_idle() {
     let store = Store::new();
     let (tx, mut rx) = mpsc::channel(16);
     let stream = store.hub.open_stream(tx.clone());
-    let id = watch(&stream, &tx, 7, WatchSpec { progress_notify: true, ..spec("a", b"", 0) }).await.expect("ok");
+    let id = watch(
+        &stream,
+        &tx,
+        7,
+        WatchSpec {
+            progress_notify: true,
+            ..spec("a", b"", 0)
+        },
+    )
+    .await
+    .expect("ok");
     watch(&stream, &tx, 8, spec("a", b"", 0)).await.expect("ok");
     recv(&mut rx).await;
     recv(&mut rx).await;
     let token = store.start();
     tokio::time::sleep(Duration::from_millis(1050)).await;
-    assert_eq!(rx.try_recv().ok(), Some(WatchMsg::Progress { watch_id: id, revision: 0 }));
+    assert_eq!(
+        rx.try_recv().ok(),
+        Some(WatchMsg::Progress {
+            watch_id: id,
+            revision: 0
+        })
+    );
     assert!(rx.try_recv().is_err());
     // Events in the interval elide the next notification.
     store.commit(vec![put("a")]);
@@ -358,7 +488,13 @@ async fn periodic_progress_only_when_idle() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(rx.try_recv().is_err());
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(rx.try_recv().ok(), Some(WatchMsg::Progress { watch_id: id, revision: 1 }));
+    assert_eq!(
+        rx.try_recv().ok(),
+        Some(WatchMsg::Progress {
+            watch_id: id,
+            revision: 1
+        })
+    );
     token.cancel();
 }
 

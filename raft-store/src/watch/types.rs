@@ -37,14 +37,28 @@ pub struct WatchSpec {
 pub enum WatchMsg {
     /// Answer to a create request. `cancel_reason` is set (and `watch_id` is
     /// `INVALID_WATCH_ID`) when the watcher could not be created.
-    Created { watch_id: i64, revision: i64, cancel_reason: Option<String> },
+    Created {
+        watch_id: i64,
+        revision: i64,
+        cancel_reason: Option<String>,
+    },
     /// Whole revisions of events, ascending; `revision` is the header revision.
-    Events { watch_id: i64, revision: i64, events: Vec<Event>, fragment: bool },
+    Events {
+        watch_id: i64,
+        revision: i64,
+        events: Vec<Event>,
+        fragment: bool,
+    },
     /// No events: every event up to `revision` has been sent before this message.
     /// `watch_id` is `INVALID_WATCH_ID` when it answers a stream-wide progress request.
     Progress { watch_id: i64, revision: i64 },
     /// The watcher is gone. `compact_revision` is non-zero when its start was compacted away.
-    Canceled { watch_id: i64, revision: i64, compact_revision: i64, reason: String },
+    Canceled {
+        watch_id: i64,
+        revision: i64,
+        compact_revision: i64,
+        reason: String,
+    },
 }
 
 impl WatchMsg {

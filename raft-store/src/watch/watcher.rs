@@ -95,7 +95,12 @@ impl Watcher {
     }
 
     fn send(&mut self, events: Vec<Event>, header_rev: i64) -> Delivery {
-        let msg = WatchMsg::Events { watch_id: self.watch_id, revision: header_rev, events, fragment: self.spec.fragment };
+        let msg = WatchMsg::Events {
+            watch_id: self.watch_id,
+            revision: header_rev,
+            events,
+            fragment: self.spec.fragment,
+        };
         let d = try_send(&self.sink, msg);
         if d == Delivery::Done {
             self.events_since_tick = true;
