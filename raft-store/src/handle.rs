@@ -124,6 +124,8 @@ impl StoreHandle {
     }
 
     pub async fn member_list(&self) -> Result<Vec<MemberInfo>, StoreError> {
+        // Membership changes are log entries: wait for the ones committed before this call.
+        self.inner.linearizable_barrier().await?;
         let m = self.inner.raft.metrics().borrow().membership_config.clone();
         let membership = m.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();

@@ -363,7 +363,7 @@ pub(super) async fn join_cluster(inner: Arc<Inner>, join: String, shutdown: Canc
 
 /// Makes sure the membership records this member's current name and client address (members
 /// of `--initial-cluster` only know each other's peer addresses), like etcd's publish.
-pub(super) async fn publish_self(inner: Arc<Inner>, shutdown: CancellationToken) {
+pub(super) async fn publish_self(inner: Arc<Inner>, published: CancellationToken, shutdown: CancellationToken) {
     let me = MemberNode {
         name: inner.name.clone(),
         peer_addr: inner.config.advertise_peer(),
@@ -379,7 +379,10 @@ pub(super) async fn publish_self(inner: Arc<Inner>, shutdown: CancellationToken)
             .get_node(&inner.id)
             .cloned();
         match current {
-            Some(n) if n == me => return,
+            Some(n) if n == me => {
+                published.cancel();
+                return;
+            }
             Some(_) if inner.leader().is_some() => {
                 match inner
                     .execute(LeaderOp::SetMember {
@@ -396,7 +399,7 @@ pub(super) async fn publish_self(inner: Arc<Inner>, shutdown: CancellationToken)
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
 }

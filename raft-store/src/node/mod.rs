@@ -141,9 +141,13 @@ impl Member {
             peer_listener,
             shutdown.clone(),
         )));
+        // Like etcd, serve clients once this member's attributes are in the membership (so a
+        // client that sees it healthy also sees it in `member list`), or after a grace period.
+        let published = CancellationToken::new();
         tasks.push(tokio::spawn(serve_client(
             handle.clone(),
             client_listener,
+            published.clone(),
             shutdown.clone(),
         )));
         if let Some(l) = metrics_listener {
@@ -157,14 +161,13 @@ impl Member {
                 None => {
                     let mut members = BTreeMap::new();
                     for (name, addr) in &config.effective_initial_cluster() {
+                        // Identical on every initial member: each appends this as the same log
+                        // entry (term 0, index 0), so its content must not differ. Client
+                        // addresses are published afterwards (`publish_self`).
                         let node = MemberNode {
                             name: name.clone(),
                             peer_addr: addr.clone(),
-                            client_addr: if name == &config.name {
-                                config.advertise_client()
-                            } else {
-                                String::new()
-                            },
+                            client_addr: String::new(),
                         };
                         members.insert(member_id(addr), node);
                     }
@@ -183,7 +186,11 @@ impl Member {
                 }
             }
         }
-        tasks.push(tokio::spawn(leader_ops::publish_self(inner.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(leader_ops::publish_self(
+            inner.clone(),
+            published,
+            shutdown.clone(),
+        )));
         tracing::info!(name = %config.name, id = format!("{:x}", inner.id), cluster = format!("{:x}", identity.cluster_id),
             peer = %config.listen_peer, client = %config.listen_client, fresh, "member started");
         Ok(Member { handle, tasks })
@@ -214,7 +221,17 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, NodeError> {
         })
 }
 
-async fn serve_client(handle: StoreHandle, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+async fn serve_client(
+    handle: StoreHandle,
+    listener: tokio::net::TcpListener,
+    published: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        _ = published.cancelled() => {}
+        _ = tokio::time::sleep(PUBLISH_GRACE) => tracing::warn!("serving clients before this member's attributes were published"),
+        _ = shutdown.cancelled() => return,
+    }
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let inner = handle.inner.clone();
     let router = crate::server::add_etcd_services(tonic::transport::Server::builder(), handle)
@@ -226,6 +243,9 @@ async fn serve_client(handle: StoreHandle, listener: tokio::net::TcpListener, sh
         tracing::error!(error = %e, "client server stopped");
     }
 }
+
+/// How long the client port waits for the member to publish its attributes.
+const PUBLISH_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a request may wait for a leader, a quorum or a forward.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
