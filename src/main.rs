@@ -1,10 +1,11 @@
 //! The `skiff` command: wires the crates into subcommands. No logic of its own.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use raft_store::{Member, NodeConfig};
+use raft_store::{loadgen, Member, NodeConfig};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,102 @@ struct Cli {
 enum Command {
     /// Run a master: a member of the replicated store (etcd v3 API on the client port).
     Master(MasterArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Drive an etcd v3 API (skiff or etcd) with a workload; print throughput and latency.
+    Store(StoreBenchArgs),
+}
+
+/// Flags of `skiff bench store`.
+#[derive(Args)]
+struct StoreBenchArgs {
+    /// Client endpoints, host:port, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379")]
+    endpoints: Vec<String>,
+    /// put | range | txn-cas | list | watch | mixed
+    #[arg(long, default_value = "put")]
+    workload: loadgen::Workload,
+    /// Concurrent clients (writers for `watch`).
+    #[arg(long, default_value_t = 10)]
+    clients: usize,
+    /// gRPC connections, spread over the endpoints and shared round-robin by the clients.
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+    /// Stop after this many ops [default: 10000000].
+    #[arg(long)]
+    total: Option<u64>,
+    /// Stop after this many seconds (at most 600).
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Target ops/s over all clients, open-loop; 0 = unbounded.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Hex digits of a key after the workload's prefix.
+    #[arg(long, default_value_t = 8)]
+    key_size: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 256)]
+    val_size: usize,
+    /// Distinct keys (pre-populated for range, txn-cas, list, mixed).
+    #[arg(long, default_value_t = 10_000)]
+    key_space: u64,
+    /// Keys in order (n mod key-space) instead of uniformly random.
+    #[arg(long)]
+    sequential: bool,
+    /// Serializable reads (range, list, the read of txn-cas).
+    #[arg(long)]
+    serializable: bool,
+    /// Watchers for the watch workload.
+    #[arg(long, default_value_t = 10)]
+    watchers: usize,
+    /// An op slower than this many seconds counts as an error.
+    #[arg(long, default_value_t = 10.0)]
+    op_timeout: f64,
+    /// Name of the run in the report (e.g. etcd, skiff).
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl StoreBenchArgs {
+    fn into_config(self) -> Result<loadgen::Config> {
+        let secs = |what: &str, s: f64| {
+            if s.is_finite() && s > 0.0 && s <= loadgen::MAX_DURATION.as_secs_f64() {
+                Ok(Duration::from_secs_f64(s))
+            } else {
+                bail!(
+                    "--{what} {s}: must be above 0 and at most {}",
+                    loadgen::MAX_DURATION.as_secs()
+                )
+            }
+        };
+        Ok(loadgen::Config {
+            label: self.label,
+            endpoints: self.endpoints,
+            workload: self.workload,
+            clients: self.clients,
+            conns: self.conns,
+            total: self.total.unwrap_or(loadgen::DEFAULT_TOTAL),
+            duration: secs("duration", self.duration)?,
+            rate: self.rate,
+            key_size: self.key_size,
+            val_size: self.val_size,
+            key_space: self.key_space,
+            sequential: self.sequential,
+            serializable: self.serializable,
+            watchers: self.watchers,
+            op_timeout: secs("op-timeout", self.op_timeout)?,
+        })
+    }
 }
 
 /// Flags of `skiff master`. Every flag may also come from `--config FILE` (TOML, same names
@@ -179,6 +276,28 @@ async fn run_master(args: MasterArgs) -> Result<()> {
     Ok(())
 }
 
+/// `skiff bench store`: exits non-zero when the run failed (nothing succeeded, or events lost).
+async fn run_store_bench(args: StoreBenchArgs) -> Result<()> {
+    let json = args.json.clone();
+    let config = args.into_config()?;
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let report = loadgen::run(config, cancel).await?;
+    print!("{}", report.table());
+    if let Some(path) = json {
+        std::fs::write(&path, report.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if report.failed() {
+        bail!("{} failed: {}", report.workload, report.failures.join("; "));
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
@@ -186,6 +305,9 @@ fn main() -> Result<()> {
     rt.block_on(async {
         match cli.command {
             Command::Master(a) => run_master(a).await,
+            Command::Bench {
+                command: BenchCommand::Store(a),
+            } => run_store_bench(a).await,
         }
     })
 }

@@ -39,8 +39,22 @@ async fn writer(endpoints: Vec<String>, max: usize, limit: Duration, stop: Arc<M
 }
 
 async fn assert_all_present(c: &Cluster, acked: &[usize]) -> Result<()> {
-    let mut client = c.client().await?;
-    let r = client.get("load/", Some(GetOptions::new().with_prefix())).await?;
+    // Retried: right after a failover a member may still be finding the new leader.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let r = loop {
+        let attempt = async {
+            c.client()
+                .await?
+                .get("load/", Some(GetOptions::new().with_prefix()))
+                .await
+                .map_err(anyhow::Error::from)
+        };
+        match attempt.await {
+            Ok(r) => break r,
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
     let present: std::collections::HashSet<String> = r
         .kvs()
         .iter()
@@ -76,8 +90,15 @@ async fn leader_kill_under_load_loses_no_acknowledged_write() -> Result<()> {
         c.logs()
     );
     let last = *acked.last().expect("some writes");
-    let mut probe = c.client().await?;
-    probe.put("after-failover", "yes", None).await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.client().await?.put("after-failover", "yes", None).await.is_err() {
+        ensure!(
+            Instant::now() < deadline,
+            "no write accepted after failover\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_all_present(&c, &acked).await?;
     // The old leader comes back on its data and catches up.
     c.restart(leader)?;

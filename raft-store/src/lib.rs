@@ -7,10 +7,12 @@
 //! - `lease`: leader-side lease expiry.
 //! - `node`: one store member: opens the data dir, starts raft, serves the ports.
 //! - `server`: the gRPC services (etcd v3 KV, Watch, Lease, Cluster, Maintenance; raft peers).
+//! - `loadgen`: a load generator for the etcd v3 API (`skiff bench store`), to compare with etcd.
 
 pub mod error;
 pub mod handle;
 pub mod handle_types;
+pub mod loadgen;
 pub mod mvcc;
 pub mod node;
 pub mod raft;

@@ -12,10 +12,11 @@ use etcd_client::{Client, ConnectOptions, GetOptions};
 
 static NEXT: AtomicU16 = AtomicU16::new(0);
 
-/// A distinct base port per cluster in this process, spread by pid across processes.
+/// A distinct base port per cluster in this process, spread by pid across processes, and below
+/// Linux's ephemeral range (32768+) so outgoing connections cannot have taken it.
 fn base_port() -> u16 {
     let pid = std::process::id() as u16;
-    20000 + (pid % 150) * 200 + NEXT.fetch_add(1, Ordering::Relaxed) * 10
+    16000 + (pid % 80) * 200 + NEXT.fetch_add(1, Ordering::Relaxed) * 10
 }
 
 pub struct MemberProc {

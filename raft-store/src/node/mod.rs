@@ -96,7 +96,10 @@ impl Member {
             dir: db_dir.clone(),
             reason: e.to_string(),
         })?;
-        let sm = StateMachine::open(backend, Some(dir.join("snapshot.bin")))?;
+        let sm = StateMachine::open(backend, Some(dir.join("snapshot.bin"))).map_err(|e| NodeError::DataDir {
+            dir: db_dir.clone(),
+            reason: format!("cannot load the state machine (corrupted?): {e}"),
+        })?;
         let shared = sm.shared.clone();
         let pool = PeerPool::default();
         let raft_config = Arc::new(
@@ -113,7 +116,10 @@ impl Member {
             sm,
         )
         .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        .map_err(|e| NodeError::DataDir {
+            dir: db_dir.clone(),
+            reason: format!("raft state unreadable: {e}"),
+        })?;
 
         let inner = Arc::new(Inner {
             id: identity.member_id,

@@ -18,6 +18,10 @@ pub fn open(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
     opts.create_missing_column_families(true);
     // Verify checksums of everything read, and refuse to open on detected corruption.
     opts.set_paranoid_checks(true);
+    // A torn last write after a crash can only be an unacknowledged append (appends are synced
+    // before they are acknowledged) and is dropped; corruption anywhere else refuses to open
+    // rather than silently replaying a prefix.
+    opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
     let cfs = [CF_LOG, CF_RAFT, CF_SM].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
 }
