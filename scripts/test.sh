@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build-essential libclang-dev clang protobuf-compiler pkg-config etcd-client etcd-server
+scripts/deps.sh nftables iproute2  # chaos-tests: netns hosts + nftables partitions (its tests run in the workspace tests)
 export CARGO_TERM_COLOR=never
 cargo build --release --locked --bin skiff
 cargo test --release --locked --workspace -- --test-threads=2
 bash tests/etcdctl.sh
+cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss
 echo "skiff: all tests passed"

@@ -33,6 +33,8 @@ pub struct RunConfig {
     pub skiff_bin: String,
     pub extra_args: Vec<String>,
     pub limits: Limits,
+    /// Negative control: clients read with `serializable` (stale) reads; the checker must object.
+    pub serializable_reads: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -119,6 +121,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Summary> {
         op_timeout: Duration::from_secs(2),
         think: Duration::from_millis(10),
         max_ops_per_client: 100_000,
+        serializable_reads: cfg.serializable_reads,
     };
     let mut clients = Vec::new();
     for id in 0..cfg.clients {

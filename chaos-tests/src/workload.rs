@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, Compare, CompareOp, EventType, Txn, TxnOp, WatchOptions};
+use etcd_client::{Client, Compare, CompareOp, EventType, GetOptions, Txn, TxnOp, WatchOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
@@ -29,6 +29,8 @@ pub struct Config {
     pub think: Duration,
     /// Upper bound on each client's operations, whatever the duration.
     pub max_ops_per_client: u64,
+    /// Negative control: serializable (local, possibly stale) reads instead of linearizable ones.
+    pub serializable_reads: bool,
 }
 
 /// Written under the prefix once the workload is over; watchers stop when they have seen it.
@@ -88,7 +90,8 @@ pub async fn register_client(
         let fresh = (id + 1) * 1_000_000_000 + counter;
         let p = rec.invoke(process, &k);
         let (func, outcome, revision, error) = if roll < 0.4 {
-            match tokio::time::timeout(cfg.op_timeout, c.get(k.as_str(), None)).await {
+            let opts = cfg.serializable_reads.then(|| GetOptions::new().with_serializable());
+            match tokio::time::timeout(cfg.op_timeout, c.get(k.as_str(), opts)).await {
                 Ok(Ok(r)) => {
                     let value = r.kvs().first().and_then(|kv| parse(kv.value()));
                     if let Some(v) = value {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use skiff_chaos_tests::checker::linear::Limits;
+use skiff_chaos_tests::checker::Verdict;
 use skiff_chaos_tests::nemesis::Kind;
 use skiff_chaos_tests::{cleanup, cluster, run};
 
@@ -34,10 +35,12 @@ async fn kill_and_partition_three_members_is_linearizable() -> anyhow::Result<()
             max_steps: 50_000_000,
             deadline: Duration::from_secs(20),
         },
+        serializable_reads: false,
     };
     eprintln!("chaos test: seed {seed} (set CHAOS_SEED to change)");
+    // run() tears down its own network and members, also on error (Drop); not teardown_all(),
+    // which would also take the other test's run.
     let result = run::run(&cfg).await;
-    cleanup::teardown_all();
     let summary = result?;
     eprint!("{}", summary.text());
     assert!(
@@ -50,5 +53,45 @@ async fn kill_and_partition_three_members_is_linearizable() -> anyhow::Result<()
     let ok = |k: &str| summary.counts.get(k).copied().unwrap_or(0);
     assert!(ok("write ok") > 50 && ok("read ok") > 50, "{:?}", summary.counts);
     assert!(!summary.applied.is_empty());
+    Ok(())
+}
+
+/// Negative control: serializable reads are served from a member's local state, so a member cut
+/// off from the leader answers stale values. The checker must say so; one that never fails is
+/// not known to work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stale_reads_under_partitions_are_caught() -> anyhow::Result<()> {
+    cleanup::install_signal_handler();
+    let seed = env_u64("CHAOS_NEGATIVE_SEED", 3);
+    let results = std::env::var("CHAOS_RESULTS")
+        .map(Into::into)
+        .unwrap_or_else(|_| std::env::temp_dir().join("skiff-chaos-results"));
+    let cfg = run::RunConfig {
+        seed,
+        duration: Duration::from_secs(25),
+        nemeses: vec![Kind::Partition],
+        members: 3,
+        clients: 6,
+        keys: 3,
+        watchers: 1,
+        results,
+        skiff_bin: cluster::skiff_bin(),
+        extra_args: Vec::new(),
+        limits: Limits {
+            max_steps: 50_000_000,
+            deadline: Duration::from_secs(20),
+        },
+        serializable_reads: true,
+    };
+    // run() tears down its own network and members, also on error (Drop); not teardown_all(),
+    // which would also take the other test's run.
+    let result = run::run(&cfg).await;
+    let summary = result?;
+    eprint!("{}", summary.text());
+    assert!(
+        matches!(summary.linearizable, Verdict::Invalid { .. }),
+        "seed {seed}: stale reads were not caught: {:?}",
+        summary.linearizable
+    );
     Ok(())
 }

@@ -29,15 +29,18 @@ struct Args {
     keys: usize,
     #[arg(long, default_value_t = 3)]
     watchers: usize,
-    /// Where each run's folder is written.
-    #[arg(long, default_value = "chaos-results")]
-    results: PathBuf,
+    /// Where each run's folder is written [default: $TMPDIR/skiff-chaos-results].
+    #[arg(long)]
+    results: Option<PathBuf>,
     /// The skiff binary.
     #[arg(long, env = "SKIFF_BIN")]
     skiff_bin: Option<String>,
     /// Seconds the linearizability search may spend per key before answering unknown.
     #[arg(long, default_value_t = 60)]
     check_timeout: u64,
+    /// Negative control: read with `serializable` (local, stale) reads; expect a violation.
+    #[arg(long)]
+    serializable_reads: bool,
 }
 
 #[tokio::main]
@@ -54,9 +57,12 @@ async fn main() -> anyhow::Result<()> {
         clients: args.clients,
         keys: args.keys,
         watchers: args.watchers,
-        results: args.results,
+        results: args
+            .results
+            .unwrap_or_else(|| std::env::temp_dir().join("skiff-chaos-results")),
         skiff_bin: args.skiff_bin.unwrap_or_else(cluster::skiff_bin),
         extra_args: Vec::new(),
+        serializable_reads: args.serializable_reads,
         limits: Limits {
             max_steps: 200_000_000,
             deadline: Duration::from_secs(args.check_timeout),
