@@ -1,6 +1,8 @@
 //! openraft's storage conformance suite against our RocksDB log store and our state machine,
 //! over both MVCC backends.
 
+#![allow(clippy::result_large_err)]
+
 use openraft::testing::{StoreBuilder, Suite};
 use skiff_raft_store::mvcc::{MemKv, RocksKv};
 use skiff_raft_store::raft::db;

@@ -33,6 +33,9 @@ impl Batch {
     }
 }
 
+/// Every key-value pair of a backend, in key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 pub trait Backend: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
 
@@ -52,8 +55,8 @@ pub trait Backend: Send + Sync + 'static {
     fn sync(&self) -> Result<(), BackendError>;
 
     /// Every pair, read from one consistent point in time.
-    fn dump(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError>;
+    fn dump(&self) -> Result<Pairs, BackendError>;
 
     /// Atomically replaces the whole content (snapshot install).
-    fn replace_all(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), BackendError>;
+    fn replace_all(&self, pairs: Pairs) -> Result<(), BackendError>;
 }

@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use parking_lot::RwLock;
 
-use super::backend::{Backend, BackendError, Batch};
+use super::backend::{Backend, BackendError, Batch, Pairs};
 
 #[derive(Debug, Default)]
 pub struct MemKv {
@@ -54,11 +54,11 @@ impl Backend for MemKv {
         Ok(())
     }
 
-    fn dump(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    fn dump(&self) -> Result<Pairs, BackendError> {
         Ok(self.map.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
-    fn replace_all(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), BackendError> {
+    fn replace_all(&self, pairs: Pairs) -> Result<(), BackendError> {
         *self.map.write() = pairs.into_iter().collect();
         Ok(())
     }

@@ -23,7 +23,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{Backend, BackendError, Batch};
+pub use backend::{Backend, BackendError, Batch, Pairs};
 pub use error::MvccError;
 pub use mem_kv::MemKv;
 pub use rocks_kv::RocksKv;

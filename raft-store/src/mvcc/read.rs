@@ -131,7 +131,7 @@ impl<B: Backend> Mvcc<B> {
         }
         for (rev, rec) in records {
             let prev_kv = match self.index.get(&rec.kv.key, rev.main - 1) {
-                Some(p) if rev.main - 1 >= self.compact_rev => self.kv_at(p).ok(),
+                Some(p) if rev.main > self.compact_rev => self.kv_at(p).ok(),
                 _ => None,
             };
             let kind = if rec.tombstone {

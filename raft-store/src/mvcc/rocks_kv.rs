@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions, DB};
 
-use super::backend::{Backend, BackendError, Batch};
+use super::backend::{Backend, BackendError, Batch, Pairs};
 
 pub struct RocksKv {
     db: Arc<DB>,
@@ -77,7 +77,7 @@ impl Backend for RocksKv {
         Ok(())
     }
 
-    fn dump(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    fn dump(&self) -> Result<Pairs, BackendError> {
         let snap = self.db.snapshot();
         let mut opts = ReadOptions::default();
         opts.set_snapshot(&snap);
@@ -89,7 +89,7 @@ impl Backend for RocksKv {
         Ok(out)
     }
 
-    fn replace_all(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), BackendError> {
+    fn replace_all(&self, pairs: Pairs) -> Result<(), BackendError> {
         let cf = self.cf()?;
         let mut wb = WriteBatch::default();
         // Delete every existing key (a range delete over the whole keyspace of this CF).
