@@ -74,7 +74,7 @@ pub async fn register_client(
     let mut ops = 0u64;
     while !stop.load(Ordering::Relaxed) && ops < cfg.max_ops_per_client {
         if client.is_none() {
-            match tokio::time::timeout(cfg.op_timeout, connect(&[endpoint.clone()], cfg.op_timeout)).await {
+            match tokio::time::timeout(cfg.op_timeout, connect(std::slice::from_ref(&endpoint), cfg.op_timeout)).await {
                 Ok(Ok(c)) => client = Some(c),
                 _ => {
                     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -227,7 +227,7 @@ fn check_key(kops: &[KeyOp], all: &[Op], limits: Limits) -> Verdict {
             return Verdict::Valid;
         }
         steps += 1;
-        if steps > limits.max_steps || (steps % 65_536 == 0 && started.elapsed() > limits.deadline) {
+        if steps > limits.max_steps || (steps & 0xFFFF == 0 && started.elapsed() > limits.deadline) {
             return Verdict::Unknown {
                 reason: format!(
                     "search limit after {steps} steps, {} ops, {} states cached",
