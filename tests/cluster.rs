@@ -289,3 +289,56 @@ async fn watch_continues_across_a_leader_kill_without_gaps_or_duplicates() -> Re
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_and_lose_nothing() -> Result<()> {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let c = Cluster::start(3, &[])?;
+    c.wait_ready(2, Duration::from_secs(20)).await?;
+    let mut client = c.client_of(2).await?;
+    client.put("kept", "v", None).await?;
+    let expect_err = |r: Result<String, etcd_client::Error>, want: &str| -> Result<()> {
+        match r {
+            Ok(_) => bail!("expected an error containing {want:?}"),
+            Err(e) => {
+                ensure!(e.to_string().contains(want), "error {e} does not say {want:?}");
+                Ok(())
+            }
+        }
+    };
+    let big = vec![b'x'; 1_600_000];
+    expect_err(
+        client.put("big", big, None).await.map(|_| String::new()),
+        "request is too large",
+    )?;
+    expect_err(
+        client.put("", "v", None).await.map(|_| String::new()),
+        "key is not provided",
+    )?;
+    let ops: Vec<TxnOp> = (0..129).map(|i| TxnOp::put(format!("t{i}"), "v", None)).collect();
+    let txn = Txn::new()
+        .when([Compare::version("kept", CompareOp::Greater, 0)])
+        .and_then(ops);
+    expect_err(
+        client.txn(txn).await.map(|_| String::new()),
+        "too many operations in txn request",
+    )?;
+    let r = client
+        .get("kept", Some(GetOptions::new().with_revision(1_000_000)))
+        .await;
+    expect_err(r.map(|_| String::new()), "required revision is a future revision")?;
+    let r = client
+        .put("leased", "v", Some(etcd_client::PutOptions::new().with_lease(0x1234)))
+        .await;
+    expect_err(r.map(|_| String::new()), "requested lease not found")?;
+    // Still serving, nothing lost, nothing half-applied.
+    let mut all = c.client().await?;
+    ensure!(local_get(&mut client, "kept").await?.as_deref() == Some("v"));
+    ensure!(
+        all.get("t0", None).await?.kvs().is_empty(),
+        "a refused txn was partly applied"
+    );
+    ensure!(all.get("big", None).await?.kvs().is_empty());
+    all.put("after", "ok", None).await?;
+    Ok(())
+}
