@@ -7,18 +7,19 @@
 # (etcd, skiff, etcd, skiff, ...); prints a side-by-side table with the ratio skiff/etcd;
 # stops both clusters and removes the temp dir on exit.
 #
-#   bash bench/store-vs-etcd.sh            # full run (~8 workloads x 2 x DURATION s)
-#   QUICK=1 bash bench/store-vs-etcd.sh    # smoke run: small sizes, 1 s per workload
+#   bash bench/store-vs-etcd.sh            # full run (12 workloads x 2 x DURATION s)
+#   QUICK=1 bash bench/store-vs-etcd.sh    # smoke run: small sizes, 0.5 s per workload
 #
 # Env (defaults in brackets; QUICK=1 changes the marked ones):
-#   DURATION [20; quick 1]     seconds per workload run
+#   DURATION [20; quick 0.5]     seconds per workload run
 #   CLIENTS [1000; quick 50]   CONNS [100; quick 10]   clients and gRPC connections
 #   KEY_SPACE [10000; quick 1000]                      keys for put/range/txn-cas/mixed
 #   LIST_KEYS [10000; quick 1000]  LIST_CLIENTS [10; quick 4]  LIST_CONNS [10; quick 4]
 #   WATCHERS [20; quick 4]  WATCH_WRITERS [100; quick 10]  WATCH_RATE [1000; quick 200] puts/s
 #   ROUNDS [1]                 repeat the whole alternation; the table shows medians
-#   WORKLOADS [put-seq put-rand range-lin range-ser txn-cas list watch mixed]
-#   ETCD_PORT_BASE [24790]  SKIFF_PORT_BASE [25790]    client port; peer +1, metrics +2
+#   WORKLOADS [put-seq put-rand txn-cas range-lin range-ser list watch mixed
+#              put-rand@1 txn-cas@1 range-lin@1 range-ser@1]   NAME@N: N clients
+#   ETCD_PORT_BASE [14790]  SKIFF_PORT_BASE [15790]    client port; peer +1, metrics +2
 #   SKIFF_BIN [/var/cache/skiff/target/release/skiff]  SKIP_BUILD=1 skips `cargo build`
 #   BENCH_TMP [/tmp]           parent of the temp dir; KEEP_TMP=1 keeps it
 #   OUT_DIR                    copy the per-run JSON reports and table.md there
@@ -30,7 +31,7 @@ cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
 q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
-DURATION=${DURATION:-$(q 20 1)}
+DURATION=${DURATION:-$(q 20 0.5)}
 CLIENTS=${CLIENTS:-$(q 1000 50)}
 CONNS=${CONNS:-$(q 100 10)}
 KEY_SPACE=${KEY_SPACE:-$(q 10000 1000)}
@@ -41,9 +42,9 @@ WATCHERS=${WATCHERS:-$(q 20 4)}
 WATCH_WRITERS=${WATCH_WRITERS:-$(q 100 10)}
 WATCH_RATE=${WATCH_RATE:-$(q 1000 200)}
 ROUNDS=${ROUNDS:-1}
-WORKLOADS=${WORKLOADS:-put-seq put-rand range-lin range-ser txn-cas list watch mixed}
-ETCD_PORT_BASE=${ETCD_PORT_BASE:-24790}
-SKIFF_PORT_BASE=${SKIFF_PORT_BASE:-25790}
+WORKLOADS=${WORKLOADS:-put-seq put-rand txn-cas range-lin range-ser list watch mixed put-rand@1 txn-cas@1 range-lin@1 range-ser@1}
+ETCD_PORT_BASE=${ETCD_PORT_BASE:-14790}
+SKIFF_PORT_BASE=${SKIFF_PORT_BASE:-15790}
 SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
 
 # ------------------------------------------------------------------ setup --
@@ -124,10 +125,16 @@ wait_healthy() {
     done
 }
 
-# workload_args NAME: the `skiff bench store` flags of a workload
+# workload_args NAME[@N]: the `skiff bench store` flags of a workload; `@N` runs it with N
+# clients over ceil(N/10) connections instead of CLIENTS over CONNS (e.g. put-rand@1).
 workload_args() {
-    local common="--clients $CLIENTS --conns $CONNS --key-space $KEY_SPACE"
-    case "$1" in
+    local name=${1%@*} c=$CLIENTS n=$CONNS
+    if [[ "$1" == *@* ]]; then
+        c=${1#*@}
+        n=$(((c + 9) / 10))
+    fi
+    local common="--clients $c --conns $n --key-space $KEY_SPACE"
+    case "$name" in
         put-seq) echo "--workload put --sequential $common" ;;
         put-rand) echo "--workload put $common" ;;
         range-lin) echo "--workload range $common" ;;

@@ -10,4 +10,6 @@ cargo build --release --locked --bin skiff
 cargo test --release --locked --workspace -- --test-threads=2
 bash tests/etcdctl.sh
 cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss
+# Smoke run of the skiff-vs-etcd benchmark: checks that it works, asserts no times.
+QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh
 echo "skiff: all tests passed"
