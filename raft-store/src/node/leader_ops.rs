@@ -295,11 +295,29 @@ impl Inner {
     }
 
     /// Waits until this member has applied everything the leader had committed when asked.
-    pub async fn linearizable_barrier(&self) -> Result<(), StoreError> {
-        let index = match self.execute(LeaderOp::ReadIndex).await? {
-            LeaderReply::ReadIndex(i) => i,
-            other => return Err(StoreError::Internal(format!("unexpected reply {other:?}"))),
-        };
+    /// Concurrent reads share one read-index round (`ReadBatcher`).
+    pub async fn linearizable_barrier(self: &Arc<Self>) -> Result<(), StoreError> {
+        let (rx, start) = self.read_batcher.enqueue();
+        if start {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let inner = me.clone();
+                me.read_batcher
+                    .drive(move || {
+                        let inner = inner.clone();
+                        async move {
+                            match inner.execute(LeaderOp::ReadIndex).await? {
+                                LeaderReply::ReadIndex(i) => Ok(i),
+                                other => Err(StoreError::Internal(format!("unexpected reply {other:?}"))),
+                            }
+                        }
+                    })
+                    .await;
+            });
+        }
+        let index = rx
+            .await
+            .map_err(|_| StoreError::Unavailable("etcdserver: request timed out".into()))??;
         self.raft
             .wait(Some(REQUEST_TIMEOUT))
             .applied_index_at_least(Some(index), "linearizable read")

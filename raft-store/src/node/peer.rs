@@ -24,7 +24,14 @@ pub fn peer_service(inner: Arc<Inner>) -> RaftServiceServer<PeerService> {
 }
 
 pub(super) async fn serve_peer(inner: Arc<Inner>, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY: small gRPC replies must not wait for a delayed ACK (Nagle costs ~40 ms).
+    let incoming = match tonic::transport::server::TcpIncoming::from_listener(listener, true, None) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(error = %e, "listener");
+            return;
+        }
+    };
     let res = tonic::transport::Server::builder()
         .add_service(peer_service(inner))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
