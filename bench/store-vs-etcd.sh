@@ -21,6 +21,10 @@
 #              put-rand@1 txn-cas@1 range-lin@1 range-ser@1]   NAME@N: N clients
 #   ETCD_PORT_BASE [14790]  SKIFF_PORT_BASE [15790]    client port; peer +1, metrics +2
 #   SKIFF_BIN [/var/cache/skiff/target/release/skiff]  SKIP_BUILD=1 skips `cargo build`
+#   OTHER_LOAD_MAX [0.3]       cores other processes may use during a run before it counts as
+#                              disturbed (the machine may be shared: builds, other tests)
+#   QUIET_WAIT [900; quick 0]  seconds to wait for other load to drop before each etcd/skiff pair
+#   RETRIES [3; quick 0]       times a disturbed pair is run again (the table flags what remains)
 #   BENCH_TMP [/tmp]           parent of the temp dir; KEEP_TMP=1 keeps it
 #   OUT_DIR                    copy the per-run JSON reports and table.md there
 #
@@ -46,6 +50,9 @@ WORKLOADS=${WORKLOADS:-put-seq put-rand txn-cas range-lin range-ser list watch m
 ETCD_PORT_BASE=${ETCD_PORT_BASE:-14790}
 SKIFF_PORT_BASE=${SKIFF_PORT_BASE:-15790}
 SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
+OTHER_LOAD_MAX=${OTHER_LOAD_MAX:-0.3}
+QUIET_WAIT=${QUIET_WAIT:-$(q 900 0)}
+RETRIES=${RETRIES:-$(q 3 0)}
 
 # ------------------------------------------------------------------ setup --
 
@@ -125,6 +132,50 @@ wait_healthy() {
     done
 }
 
+# ------------------------------------------------------------ other load --
+# CPU used by anything but the six members and the load generator, in cores: all busy time
+# from /proc/stat minus the members' time and the time of this script's reaped children (the
+# load generator runs as one). Kernel work on our behalf (loopback softirqs, flush workers)
+# counts as other load too, so a quiet machine reads a little above 0.
+CLK_TCK=$(getconf CLK_TCK)
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+our_ticks() {
+    local s=0 p t
+    for p in "${PIDS[@]}"; do
+        t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || t=0
+        s=$((s + ${t:-0}))
+    done
+    t=$(awk '{print $16 + $17}' "/proc/$$/stat")
+    echo $((s + t))
+}
+# load_mark: remember now; other_load: cores used by others since the mark
+load_mark() { MARK_BUSY=$(busy_ticks); MARK_OURS=$(our_ticks); MARK_T=$EPOCHREALTIME; }
+other_load() {
+    local busy ours now=$EPOCHREALTIME
+    busy=$(busy_ticks)
+    ours=$(our_ticks)
+    python3 -c '
+import sys
+busy, ours, t0, t1, hz = map(float, sys.argv[1:])
+print(f"{max(0.0, (busy - ours) / hz / max(0.001, t1 - t0)):.2f}")' \
+        "$((busy - MARK_BUSY))" "$((ours - MARK_OURS))" "$MARK_T" "$now" "$CLK_TCK"
+}
+over_max() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)' "$1" "$OTHER_LOAD_MAX"; }
+# wait_quiet: up to QUIET_WAIT seconds until others use at most OTHER_LOAD_MAX cores (3 s samples)
+wait_quiet() {
+    local deadline=$((SECONDS + QUIET_WAIT)) load said=0
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        load_mark
+        sleep 3
+        load=$(other_load)
+        over_max "$load" || return 0
+        if [ "$said" = 0 ]; then
+            echo "   other processes use $load cores: waiting (up to ${QUIET_WAIT}s) for a quiet machine"
+            said=1
+        fi
+    done
+}
+
 # workload_args NAME[@N]: the `skiff bench store` flags of a workload; `@N` runs it with N
 # clients over ceil(N/10) connections instead of CLIENTS over CONNS (e.g. put-rand@1).
 workload_args() {
@@ -157,41 +208,66 @@ wait_healthy etcd "$ETCD_EPS"
 wait_healthy skiff "$SKIFF_EPS"
 echo "   both clusters healthy"
 
-FAILED=()
-for round in $(seq "$ROUNDS"); do
-    for w in $WORKLOADS; do
-        args=$(workload_args "$w")
-        for target in etcd skiff; do
-            if [ "$target" = etcd ]; then ep=$ETCD_EPS; else ep=$SKIFF_EPS; fi
-            out=$RES/$w.$target.$round
-            rc=0
-            # shellcheck disable=SC2086 # $args is a list of flags
-            timeout $((${DURATION%.*} + 180)) "$SKIFF_BIN" bench store --endpoints "$ep" $args \
-                --duration "$DURATION" --label "$target" --json "$out.json" >"$out.txt" 2>"$out.err" || rc=$?
-            if [ "$rc" -ne 0 ] || [ ! -s "$out.json" ]; then
-                FAILED+=("$w/$target (exit $rc)")
-                echo "   FAILED $w $target (exit $rc):" >&2
-                sed 's/^/     /' "$out.txt" "$out.err" | tail -n 12 >&2
-            fi
-            python3 - "$out.json" "$w" "$target" <<'EOF' || true
+# run_one WORKLOAD TARGET ROUND: one `skiff bench store` run; its report in $RES, the other
+# load during it in $RES/*.load
+run_one() {
+    local w=$1 target=$2 round=$3 ep args out started rc=0 load
+    if [ "$target" = etcd ]; then ep=$ETCD_EPS; else ep=$SKIFF_EPS; fi
+    args=$(workload_args "$w")
+    out=$RES/$w.$target.$round
+    started=$(date -u +%T)
+    rm -f "$out.json"
+    load_mark
+    # shellcheck disable=SC2086 # $args is a list of flags
+    timeout $((${DURATION%.*} + 180)) "$SKIFF_BIN" bench store --endpoints "$ep" $args \
+        --duration "$DURATION" --label "$target" --json "$out.json" >"$out.txt" 2>"$out.err" || rc=$?
+    load=$(other_load)
+    echo "$load" >"$out.load"
+    if [ "$rc" -ne 0 ] || [ ! -s "$out.json" ]; then
+        RUN_FAILED=1
+        echo "   FAILED $w $target (exit $rc):" >&2
+        sed 's/^/     /' "$out.txt" "$out.err" | tail -n 12 >&2
+    fi
+    python3 - "$out.json" "$w" "$target" "$started" "$load" <<'EOF' || true
 import json, sys
 try:
     d = json.load(open(sys.argv[1]))
 except Exception:
     sys.exit(0)
 l = d["latency"]
-print(f"   {sys.argv[2]:<10} {sys.argv[3]:<6} {d['ops_per_sec']:>10.1f} ops/s  p50 {l['p50_ms']:.2f} ms  "
-      f"p99 {l['p99_ms']:.2f} ms  errors {d['errors']}  conflicts {d['conflicts']}")
+print(f"   {sys.argv[4]} {sys.argv[2]:<11} {sys.argv[3]:<6} {d['ops_per_sec']:>10.1f} ops/s  p50 {l['p50_ms']:.2f} ms  "
+      f"p99 {l['p99_ms']:.2f} ms  errors {d['errors']}  conflicts {d['conflicts']}  other load {sys.argv[5]}")
 EOF
+}
+
+FAILED=()
+for round in $(seq "$ROUNDS"); do
+    for w in $WORKLOADS; do
+        workload_args "$w" >/dev/null
+        for attempt in $(seq 0 "$RETRIES"); do
+            [ "$QUIET_WAIT" -gt 0 ] && wait_quiet
+            RUN_FAILED=0
+            run_one "$w" etcd "$round"
+            e_failed=$RUN_FAILED
+            RUN_FAILED=0
+            run_one "$w" skiff "$round"
+            s_failed=$RUN_FAILED
+            disturbed=0
+            for t in etcd skiff; do over_max "$(cat "$RES/$w.$t.$round.load")" && disturbed=1; done
+            if [ "$disturbed" = 0 ] || [ "$attempt" = "$RETRIES" ]; then break; fi
+            echo "   $w: other processes used more than $OTHER_LOAD_MAX cores; running the pair again"
         done
+        [ "$e_failed" = 0 ] || FAILED+=("$w/etcd")
+        [ "$s_failed" = 0 ] || FAILED+=("$w/skiff")
     done
 done
 
 # ----------------------------------------------------------------- table --
 
-python3 - "$RES" "$ROUNDS" $WORKLOADS >"$RES/table.md" <<'EOF'
+python3 - "$RES" "$ROUNDS" "$OTHER_LOAD_MAX" $WORKLOADS >"$RES/table.md" <<'EOF'
 import json, os, statistics, sys
-res, rounds, workloads = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+res, rounds, load_max, workloads = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+disturbed = []
 
 def load(w, t):
     out = []
@@ -199,6 +275,9 @@ def load(w, t):
         p = os.path.join(res, f"{w}.{t}.{r}.json")
         if os.path.exists(p):
             out.append(json.load(open(p)))
+        lp = os.path.join(res, f"{w}.{t}.{r}.load")
+        if os.path.exists(lp) and float(open(lp).read()) > load_max:
+            disturbed.append(f"{w}/{t}/round {r} ({float(open(lp).read()):.2f} cores)")
     return out
 
 def med(runs, f):
@@ -227,13 +306,16 @@ for w in workloads:
     print(f"| {w} | {num(e['ops'], '.0f')} | {num(e['p50'], '.2f')} | {num(e['p99'], '.2f')} | {num(e['p999'], '.2f')} "
           f"| {num(s['ops'], '.0f')} | {num(s['p50'], '.2f')} | {num(s['p99'], '.2f')} | {num(s['p999'], '.2f')} "
           f"| {ratio(s['ops'], e['ops'])} | {ratio(s['p99'], e['p99'])} |")
+if disturbed:
+    print()
+    print(f"Disturbed (other processes above {load_max} cores): " + ", ".join(disturbed))
 EOF
 echo
 echo "== results (median of $ROUNDS round(s); watch: put-to-event latency, ops/s = puts/s)"
 cat "$RES/table.md"
 if [ -n "${OUT_DIR:-}" ]; then
     mkdir -p "$OUT_DIR"
-    cp "$RES"/*.json "$RES"/*.txt "$RES/table.md" "$OUT_DIR"/
+    cp "$RES"/*.json "$RES"/*.txt "$RES"/*.err "$RES"/*.load "$RES/table.md" "$OUT_DIR"/
     echo "reports copied to $OUT_DIR"
 fi
 if [ "${#FAILED[@]}" -gt 0 ]; then
