@@ -167,10 +167,10 @@ struct MasterArgs {
     /// Join a running cluster through this member's client address (host:port).
     #[arg(long)]
     join: Option<String>,
-    /// Snapshot after this many applied entries [default: 10000].
+    /// Snapshot after this many applied entries [default: 100000, as etcd].
     #[arg(long)]
     snapshot_count: Option<u64>,
-    /// Log entries kept behind a snapshot for lagging members [default: 5000].
+    /// Log entries kept behind a snapshot for lagging members [default: 5000, as etcd].
     #[arg(long)]
     snapshot_catchup_entries: Option<u64>,
     /// Raft heartbeat interval in ms [default: 100].

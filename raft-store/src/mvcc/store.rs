@@ -11,6 +11,7 @@
 //! Not thread-safe by itself: the state machine wraps it in a lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +63,8 @@ pub(super) struct LeaseState {
 }
 
 pub struct Mvcc<B: Backend> {
-    pub(super) backend: B,
+    /// Shared so that snapshots can read a consistent view without holding the store's lock.
+    pub(super) backend: Arc<B>,
     pub(super) index: TreeIndex,
     pub(super) current_rev: i64,
     pub(super) compact_rev: i64,
@@ -75,7 +77,7 @@ impl<B: Backend> Mvcc<B> {
     /// Loads the keyspace from `backend`, rebuilding the in-memory index.
     pub fn open(backend: B) -> Result<Self, MvccError> {
         let mut me = Self {
-            backend,
+            backend: Arc::new(backend),
             index: TreeIndex::default(),
             current_rev: 0,
             compact_rev: 0,
@@ -175,6 +177,10 @@ impl<B: Backend> Mvcc<B> {
 
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    pub fn backend_arc(&self) -> Arc<B> {
+        self.backend.clone()
     }
 
     // ---- staged writes -------------------------------------------------------------------

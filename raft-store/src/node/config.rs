@@ -41,7 +41,7 @@ impl Default for NodeConfig {
             advertise_client: None,
             initial_cluster: Vec::new(),
             join: None,
-            snapshot_count: 10_000,
+            snapshot_count: 100_000,
             snapshot_catchup_entries: 5_000,
             heartbeat_ms: 100,
             election_timeout_ms: 1000,

@@ -127,12 +127,12 @@ fn meta_value<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StorageError> {
 impl<B: Backend> SmShared<B> {
     /// A consistent dump of the state machine with the applied id and membership it contains.
     fn dump(&self) -> Result<(Option<LogId>, Membership, Vec<u8>), StorageError> {
-        let pairs = {
-            let st = self.state.read();
-            // Make the state durable before anyone purges the log on the strength of it.
-            st.mvcc.backend().sync().map_err(sm_err)?;
-            st.mvcc.backend().dump().map_err(sm_err)?
-        };
+        // Not under the state lock: the dump reads one consistent RocksDB view while apply goes
+        // on, and every apply batch is one atomic write, so the view holds whole batches only.
+        let backend = self.state.read().mvcc.backend_arc();
+        // Make the state durable before anyone purges the log on the strength of it.
+        backend.sync().map_err(sm_err)?;
+        let pairs = backend.dump().map_err(sm_err)?;
         let mut applied = None;
         let mut membership = Membership::default();
         for (k, v) in &pairs {
