@@ -19,7 +19,8 @@
 #   ROUNDS [1]                 repeat the whole alternation; the table shows medians
 #   WORKLOADS [put-seq put-rand txn-cas range-lin range-ser list watch mixed
 #              put-rand@1 txn-cas@1 range-lin@1 range-ser@1]   NAME@N: N clients
-#   ETCD_PORT_BASE [14790]  SKIFF_PORT_BASE [15790]    client port; peer +1, metrics +2
+#   ETCD_PORT_BASE [14790; quick 14890]  SKIFF_PORT_BASE [15790; quick 15890]
+#                              client port; peer +1, metrics +2, on 127.0.0.1-3
 #   SKIFF_BIN [/var/cache/skiff/target/release/skiff]  SKIP_BUILD=1 skips `cargo build`
 #   OTHER_LOAD_MAX [0.3]       cores other processes may use during a run before it counts as
 #                              disturbed (the machine may be shared: builds, other tests)
@@ -47,8 +48,8 @@ WATCH_WRITERS=${WATCH_WRITERS:-$(q 100 10)}
 WATCH_RATE=${WATCH_RATE:-$(q 1000 200)}
 ROUNDS=${ROUNDS:-1}
 WORKLOADS=${WORKLOADS:-put-seq put-rand txn-cas range-lin range-ser list watch mixed put-rand@1 txn-cas@1 range-lin@1 range-ser@1}
-ETCD_PORT_BASE=${ETCD_PORT_BASE:-14790}
-SKIFF_PORT_BASE=${SKIFF_PORT_BASE:-15790}
+ETCD_PORT_BASE=${ETCD_PORT_BASE:-$(q 14790 14890)}
+SKIFF_PORT_BASE=${SKIFF_PORT_BASE:-$(q 15790 15890)}
 SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
 OTHER_LOAD_MAX=${OTHER_LOAD_MAX:-0.3}
 QUIET_WAIT=${QUIET_WAIT:-$(q 900 0)}
@@ -203,6 +204,15 @@ workload_args() {
 echo "== skiff vs etcd: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, tmp $TMP"
 echo "   etcd $(etcd --version | awk '/^etcd Version/ {print $3}') on $ETCD_EPS; skiff $("$SKIFF_BIN" --version | awk '{print $2}') on $SKIFF_EPS"
 echo "   duration ${DURATION}s, clients $CLIENTS, conns $CONNS, key space $KEY_SPACE, rounds $ROUNDS"
+# Another benchmark (or anything) on our ports would mix its members with ours: refuse.
+for n in 1 2 3; do
+    for port in $ETCD_PORT_BASE $((ETCD_PORT_BASE + 1)) $SKIFF_PORT_BASE $((SKIFF_PORT_BASE + 1)); do
+        if (exec 3<>"/dev/tcp/127.0.0.$n/$port") 2>/dev/null; then
+            echo "bench: 127.0.0.$n:$port is in use (another benchmark running?); set ETCD_PORT_BASE/SKIFF_PORT_BASE" >&2
+            exit 1
+        fi
+    done
+done
 for n in 1 2 3; do start_etcd "$n"; start_skiff "$n"; done
 wait_healthy etcd "$ETCD_EPS"
 wait_healthy skiff "$SKIFF_EPS"
