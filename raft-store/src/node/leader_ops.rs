@@ -63,24 +63,11 @@ pub enum LeaderReply {
     ReadIndex(u64),
 }
 
-fn not_leader<E>(e: &RaftError<NodeId, E>) -> Option<StoreError>
-where
-    E: std::error::Error,
-{
-    match e {
-        RaftError::Fatal(f) => Some(StoreError::Unavailable(format!("raft stopped: {f}"))),
-        RaftError::APIError(_) => None,
-    }
-}
-
 fn write_err(e: RaftError<NodeId, ClientWriteError<NodeId, MemberNode>>) -> StoreError {
-    if let Some(s) = not_leader(&e) {
-        return s;
-    }
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => StoreError::NotLeader { leader: f.leader_id },
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => StoreError::InvalidArgument(c.to_string()),
-        RaftError::Fatal(f) => StoreError::Unavailable(f.to_string()),
+        RaftError::Fatal(f) => StoreError::Unavailable(format!("raft stopped: {f}")),
     }
 }
 

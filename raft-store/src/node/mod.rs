@@ -69,8 +69,6 @@ pub enum NodeError {
     Config(String),
     #[error("listening on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
-    #[error("raft: {0}")]
-    Raft(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
