@@ -104,8 +104,8 @@ pub async fn run(cfg: &RunConfig) -> Result<Summary> {
     let endpoints = cluster.endpoints();
 
     let prefix = format!("/chaos/{run_name}/");
-    let mut c = connect(&endpoints, Duration::from_secs(5)).await?;
-    let start_rev = c
+    let start_rev = connect(&endpoints, Duration::from_secs(5))
+        .await?
         .get("chaos-ready-probe", None)
         .await?
         .header()
@@ -162,24 +162,59 @@ pub async fn run(cfg: &RunConfig) -> Result<Summary> {
     cluster.wait_ready(Duration::from_secs(30)).await?;
 
     // Final linearizable reads, part of the history; then a sentinel write ends the watchers.
+    // The client from the start may hold connections the nemeses broke, so each attempt uses a
+    // fresh one, starting at a different member; a failed read changes nothing and is recorded
+    // as failed.
+    let final_deadline = Instant::now() + Duration::from_secs(30);
     let mut final_values = BTreeMap::new();
     for k in 0..cfg.keys {
         let key = workload::key(&prefix, k);
-        let p = rec.invoke(u64::MAX, &key);
-        let r = c.get(key.as_str(), None).await.context("final read")?;
-        let value = r
-            .kvs()
-            .first()
-            .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse().ok());
-        rec.complete(p, Func::Read { value }, Outcome::Ok, None, None);
+        let mut attempt = 0usize;
+        let value = loop {
+            let p = rec.invoke(u64::MAX, &key);
+            let got = match fresh_client(&endpoints, attempt).await {
+                Ok(mut fc) => fc.get(key.as_str(), None).await.map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(r) => {
+                    let value = r
+                        .kvs()
+                        .first()
+                        .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse().ok());
+                    rec.complete(p, Func::Read { value }, Outcome::Ok, None, None);
+                    break value;
+                }
+                Err(e) => {
+                    rec.complete(p, Func::Read { value: None }, Outcome::Fail, None, Some(e.to_string()));
+                    if Instant::now() > final_deadline {
+                        return Err(e.context(format!("final read of {key}\n{}", cluster.logs())));
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
         final_values.insert(key, value);
     }
-    let end_rev = c
-        .put(format!("{prefix}{}", workload::END_KEY), "end", None)
-        .await?
-        .header()
-        .map(|h| h.revision())
-        .unwrap_or(i64::MAX);
+    let end_key = format!("{prefix}{}", workload::END_KEY);
+    let mut attempt = 0usize;
+    let end_rev = loop {
+        let put = match fresh_client(&endpoints, attempt).await {
+            Ok(mut fc) => fc.put(end_key.as_str(), "end", None).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        match put {
+            Ok(r) => break r.header().map(|h| h.revision()).unwrap_or(i64::MAX),
+            Err(e) if Instant::now() > final_deadline => {
+                return Err(e.context(format!("sentinel write\n{}", cluster.logs())));
+            }
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
     let _ = end_tx.send(Some(end_rev));
     let mut logs: Vec<WatchLog> = Vec::new();
     for w in watchers {
@@ -187,7 +222,6 @@ pub async fn run(cfg: &RunConfig) -> Result<Summary> {
     }
     drop(end_tx);
     let duration_s = t0.elapsed().as_secs_f64();
-    drop(c);
     drop(cluster); // kills members, removes namespaces
 
     let ops = rec.ops();
@@ -251,4 +285,15 @@ pub async fn run(cfg: &RunConfig) -> Result<Summary> {
         std::fs::write(dir.join("data-dir.txt"), kept.display().to_string())?;
     }
     Ok(summary)
+}
+
+/// A new client whose endpoint list starts at member `attempt % n`, so that successive attempts
+/// do not all go through the same (possibly unreachable) member first.
+async fn fresh_client(endpoints: &[String], attempt: usize) -> Result<etcd_client::Client> {
+    let mut eps = endpoints.to_vec();
+    if !eps.is_empty() {
+        let n = eps.len();
+        eps.rotate_left(attempt % n);
+    }
+    connect(&eps, Duration::from_secs(3)).await
 }
