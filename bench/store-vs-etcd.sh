@@ -116,7 +116,7 @@ start_etcd() {
 start_skiff() {
     local n=$1 ip=127.0.0.$1 c=$SKIFF_PORT_BASE p=$((SKIFF_PORT_BASE + 1)) m=$((SKIFF_PORT_BASE + 2))
     "$SKIFF_BIN" master --name "m$n" --data-dir "$TMP/skiff-m$n" \
-        --listen-peer "$ip:$p" --listen-client "$ip:$c" --listen-metrics "$ip:$m" \
+        --listen-peer "$ip:$p" --listen-client "$ip:$c" --listen-metrics "$ip:$m" --listen-api off \
         --initial-cluster "m1=127.0.0.1:$p,m2=127.0.0.2:$p,m3=127.0.0.3:$p" \
         >>"$TMP/skiff-m$n.log" 2>&1 &
     PIDS+=("$!")

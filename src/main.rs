@@ -30,11 +30,30 @@ struct Cli {
 enum Command {
     /// Run a master: a member of the replicated store (etcd v3 API on the client port).
     Master(MasterArgs),
+    /// Print a kubeconfig with a client certificate signed by the cluster CA.
+    Kubeconfig(KubeconfigArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+/// Flags of `skiff kubeconfig`.
+#[derive(Args)]
+struct KubeconfigArgs {
+    /// A master's data dir (its pki/ holds the cluster CA).
+    #[arg(long, default_value = "/var/lib/skiff/master")]
+    data_dir: PathBuf,
+    /// The user (certificate CN).
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// Groups (certificate O), repeatable [default: system:masters for admin, none otherwise].
+    #[arg(long)]
+    group: Vec<String>,
+    /// API server URL [default: https://127.0.0.1:6443].
+    #[arg(long, default_value = "https://127.0.0.1:6443")]
+    server: String,
 }
 
 #[derive(Subcommand)]
@@ -149,9 +168,15 @@ struct MasterArgs {
     /// host:port for the etcd v3 client API [default: 127.0.0.1:2379].
     #[arg(long)]
     listen_client: Option<String>,
-    /// host:port for the Kubernetes API (served once the control plane lands).
+    /// host:port for the Kubernetes API over HTTPS, or `off` [default: 127.0.0.1:6443].
     #[arg(long)]
     listen_api: Option<String>,
+    /// host:port clients reach the API at (kubeconfig server, certificate SAN) [default: --listen-api].
+    #[arg(long)]
+    advertise_api: Option<String>,
+    /// Bearer tokens for the API, kube-apiserver's --token-auth-file format (token,user,uid,"groups").
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
     /// host:port for /metrics and /healthz (none when unset).
     #[arg(long)]
     listen_metrics: Option<String>,
@@ -186,7 +211,22 @@ macro_rules! merge {
 }
 
 impl MasterArgs {
-    fn into_config(mut self) -> Result<NodeConfig> {
+    /// The API server's configuration; None when `--listen-api off`.
+    fn api_config(&self, data_dir: &std::path::Path) -> Option<control_plane::ApiConfig> {
+        let listen = self.listen_api.clone().unwrap_or_else(|| "127.0.0.1:6443".into());
+        if listen == "off" {
+            return None;
+        }
+        Some(control_plane::ApiConfig {
+            advertise: self.advertise_api.clone().unwrap_or_else(|| listen.clone()),
+            listen,
+            data_dir: data_dir.to_path_buf(),
+            token_file: self.api_token_file.clone(),
+            sans: Vec::new(),
+        })
+    }
+
+    fn into_config(mut self) -> Result<(NodeConfig, Option<control_plane::ApiConfig>)> {
         if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
             let mut file: MasterArgs =
@@ -199,6 +239,8 @@ impl MasterArgs {
                 listen_peer,
                 listen_client,
                 listen_api,
+                advertise_api,
+                api_token_file,
                 listen_metrics,
                 advertise_peer,
                 advertise_client,
@@ -211,11 +253,12 @@ impl MasterArgs {
             );
         }
         let d = NodeConfig::default();
+        let api = self.api_config(self.data_dir.as_deref().unwrap_or(&d.data_dir));
         let initial_cluster = match &self.initial_cluster {
             None => Vec::new(),
             Some(s) => parse_initial_cluster(s)?,
         };
-        Ok(NodeConfig {
+        let node = NodeConfig {
             name: self.name.unwrap_or(d.name),
             data_dir: self.data_dir.unwrap_or(d.data_dir),
             listen_peer: self.listen_peer.unwrap_or(d.listen_peer),
@@ -229,7 +272,8 @@ impl MasterArgs {
             snapshot_catchup_entries: self.snapshot_catchup_entries.unwrap_or(d.snapshot_catchup_entries),
             heartbeat_ms: self.heartbeat_ms.unwrap_or(d.heartbeat_ms),
             election_timeout_ms: self.election_timeout_ms.unwrap_or(d.election_timeout_ms),
-        })
+        };
+        Ok((node, api))
     }
 }
 
@@ -262,17 +306,45 @@ fn init_logging(filter: &str, json: bool) {
 }
 
 async fn run_master(args: MasterArgs) -> Result<()> {
-    let config = args.into_config()?;
+    let (config, api) = args.into_config()?;
     let shutdown = CancellationToken::new();
     let member = Member::start(config, shutdown.clone()).await?;
+    let api_task = match api {
+        Some(cfg) => {
+            // The API server needs a store with a leader; start it beside the member so that
+            // the member keeps serving peers while the cluster forms.
+            let handle = member.handle.clone();
+            let stop = shutdown.clone();
+            Some(tokio::spawn(async move {
+                match control_plane::start(handle, cfg, stop.clone()).await {
+                    Ok(serving) => {
+                        let _ = serving.await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "API server failed to start; stopping");
+                        stop.cancel();
+                    }
+                }
+            }))
+        }
+        None => None,
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut failed = false;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+        _ = shutdown.cancelled() => failed = true,
     }
     shutdown.cancel();
+    if let Some(t) = api_task {
+        let _ = t.await;
+    }
     member.wait().await;
     tracing::info!("stopped");
+    if failed {
+        bail!("stopped after a fatal error (see the log above)");
+    }
     Ok(())
 }
 
@@ -305,6 +377,16 @@ fn main() -> Result<()> {
     rt.block_on(async {
         match cli.command {
             Command::Master(a) => run_master(a).await,
+            Command::Kubeconfig(a) => {
+                let groups = if a.group.is_empty() && a.user == "admin" {
+                    vec!["system:masters".to_string()]
+                } else {
+                    a.group
+                };
+                let text = control_plane::kubeconfig_for(&a.data_dir, &a.server, &a.user, &groups)?;
+                print!("{text}");
+                Ok(())
+            }
             Command::Bench {
                 command: BenchCommand::Store(a),
             } => run_store_bench(a).await,
@@ -344,7 +426,8 @@ mod tests {
             name: Some("flag".into()),
             ..Default::default()
         };
-        let c = args.into_config().expect("config");
+        let (c, api) = args.into_config().expect("config");
+        assert_eq!(api.map(|a| a.listen), Some("127.0.0.1:6443".to_string()));
         assert_eq!(c.name, "flag");
         assert_eq!(c.listen_client, "127.0.0.9:1");
         assert_eq!(c.snapshot_count, 7);

@@ -29,6 +29,8 @@ impl One {
             name.into(),
             "--data-dir".into(),
             self.dir.path().join("data").display().to_string(),
+            "--listen-api".into(),
+            "off".into(),
             "--listen-client".into(),
             format!("127.0.0.1:{}", self.port),
             "--listen-peer".into(),

@@ -66,77 +66,9 @@ trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "et
 
 # --------------------------------------------------------------- checking --
 
-fail() {
-    local name=$1
-    shift
-    echo "FAIL: $name" >&2
-    local l
-    for l in "$@"; do printf '%s\n' "$l" | sed 's/^/  /' >&2; done
-    echo "etcdctl: $PASSED passed, 1 failed"
-    exit 1
-}
-
-pass() {
-    PASSED=$((PASSED + 1))
-    echo "PASS: $1"
-}
-
-# check_eq NAME EXPECTED ACTUAL
-check_eq() {
-    if [ "$2" == "$3" ]; then
-        pass "$1"
-    else
-        fail "$1" "expected:" "$(printf '%s' "$2" | sed 's/^/| /')" \
-            "actual:" "$(printf '%s' "$3" | sed 's/^/| /')"
-    fi
-}
-
-# check_contains NAME NEEDLE HAYSTACK
-check_contains() {
-    if [[ "$3" == *"$2"* ]]; then
-        pass "$1"
-    else
-        fail "$1" "expected to contain: $2" "actual:" "$(printf '%s' "$3" | sed 's/^/| /')"
-    fi
-}
-
-# check_not_contains NAME NEEDLE HAYSTACK
-check_not_contains() {
-    if [[ "$3" != *"$2"* ]]; then
-        pass "$1"
-    else
-        fail "$1" "expected not to contain: $2" "actual:" "$(printf '%s' "$3" | sed 's/^/| /')"
-    fi
-}
-
-# check_match NAME ERE TEXT: some line of TEXT matches the extended regex ERE
-check_match() {
-    if grep -Eq -- "$2" <<<"$3"; then
-        pass "$1"
-    else
-        fail "$1" "expected a line matching: $2" "actual:" "$(printf '%s' "$3" | sed 's/^/| /')"
-    fi
-}
-
-# check_py NAME PYEXPR JSON: PYEXPR (over the parsed JSON `d`) must be true
-check_py() {
-    local r
-    r=$(pyj "bool($2)" <<<"$3" 2>&1) || r="python error: $r"
-    if [ "$r" = True ]; then
-        pass "$1"
-    else
-        fail "$1" "expected true: $2 ($r)" "json: $3"
-    fi
-}
-
-# pyj EXPR: print EXPR evaluated with `d` = JSON read from stdin
-pyj() {
-    python3 -c '
-import base64, json, sys
-d = json.load(sys.stdin)
-b64 = lambda s: base64.b64decode(s).decode()
-print(eval(sys.argv[1]))' "$1"
-}
+SUITE=etcdctl
+# shellcheck source=tests/check.sh
+source "$(dirname "$0")/check.sh"
 
 # ---------------------------------------------------------------- running --
 
@@ -274,7 +206,7 @@ start_member() {
     local name=m$n
     if [ "$TARGET" = skiff ]; then
         "$SKIFF_BIN" master --name "$name" --data-dir "$TMP/$name" \
-            --listen-peer "$ip:$PPORT" --listen-client "$ip:$CPORT" --listen-metrics "$ip:$MPORT" \
+            --listen-peer "$ip:$PPORT" --listen-client "$ip:$CPORT" --listen-metrics "$ip:$MPORT" --listen-api off \
             --initial-cluster "m1=$IP1:$PPORT,m2=$IP2:$PPORT,m3=$IP3:$PPORT" \
             >>"$TMP/$name.log" 2>&1 &
     else
@@ -681,7 +613,7 @@ M4_LINE="^[0-9a-f]+, started, m4, http://127\.0\.0\.4:$PPORT, http://127\.0\.0\.
 m4_is_voter() { ectl member list | grep -Eq "$M4_LINE"; }
 if [ "$TARGET" = skiff ]; then
     "$SKIFF_BIN" master --name m4 --data-dir "$TMP/m4" \
-        --listen-peer "$IP4:$PPORT" --listen-client "$IP4:$CPORT" --listen-metrics "$IP4:$MPORT" \
+        --listen-peer "$IP4:$PPORT" --listen-client "$IP4:$CPORT" --listen-metrics "$IP4:$MPORT" --listen-api off \
         --join "$IP1:$CPORT" >>"$TMP/m4.log" 2>&1 &
     PID[m4]=$!
     BG_PIDS+=("$!")

@@ -60,6 +60,8 @@ impl Cluster {
                 format!("{ip}:{PEER_PORT}"),
                 "--listen-client".into(),
                 format!("{ip}:{CLIENT_PORT}"),
+                "--listen-api".into(),
+                "off".into(),
                 "--initial-cluster".into(),
                 initial.join(","),
             ];

@@ -73,6 +73,8 @@ impl Cluster {
             format!("m{i}"),
             "--data-dir".into(),
             self.dir.path().join(format!("m{i}")).display().to_string(),
+            "--listen-api".into(),
+            "off".into(),
             "--listen-client".into(),
             format!("{ip}:{}", self.base),
             "--listen-peer".into(),

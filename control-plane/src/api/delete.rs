@@ -1,0 +1,188 @@
+//! DELETE of one object and of a collection: DeleteOptions (preconditions, gracePeriodSeconds,
+//! propagationPolicy, dryRun), finalizers (the object stays, marked with deletionTimestamp, until
+//! its last finalizer goes), graceful deletion of pods bound to a node, and namespaces (deleted
+//! with everything in them, in one txn).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::body;
+use super::read::{list_items, Filter};
+use super::request::{Query, Target};
+use super::ApiState;
+use crate::error::{ApiError, ApiResult};
+use crate::meta;
+use crate::storage::{for_response, Stored};
+
+#[derive(Debug, Default)]
+struct DeleteOptions {
+    grace: Option<i64>,
+    propagation: Option<String>,
+    uid: Option<String>,
+    rv: Option<i64>,
+    dry_run: bool,
+}
+
+fn options(q: &Query, bytes: &[u8]) -> ApiResult<DeleteOptions> {
+    let mut o = DeleteOptions {
+        grace: q.int("gracePeriodSeconds")?,
+        propagation: q.get("propagationPolicy").map(String::from),
+        dry_run: q.dry_run()?,
+        ..Default::default()
+    };
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::bad_request(format!("DeleteOptions could not be decoded: {e}")))?;
+        if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            o.grace = Some(g);
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            o.propagation = Some(p.to_string());
+        }
+        if let Some(p) = v.get("preconditions") {
+            o.uid = p.get("uid").and_then(Value::as_str).map(String::from);
+            o.rv = meta::parse_rv(p.get("resourceVersion").and_then(Value::as_str))?;
+        }
+        if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
+            o.dry_run |= d.iter().any(|x| x == "All");
+        }
+    }
+    match o.propagation.as_deref() {
+        None | Some("Orphan" | "Background" | "Foreground") => {}
+        Some(p) => {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )))
+        }
+    }
+    if o.grace.is_some_and(|g| g < 0) {
+        return Err(ApiError::bad_request("gracePeriodSeconds: Invalid value: must be >= 0"));
+    }
+    Ok(o)
+}
+
+pub async fn delete(st: &Arc<ApiState>, t: &Target, q: &Query, _headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let bytes = body::read(body).await?;
+    let opts = options(q, &bytes)?;
+    let name = t.name.as_deref().unwrap_or("");
+    let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
+    let (code, obj) = delete_one(st, t, name, current, &opts).await?;
+    Ok(body::json(code, &obj, &[]))
+}
+
+async fn delete_one(st: &Arc<ApiState>, t: &Target, name: &str, current: Stored, opts: &DeleteOptions) -> ApiResult<(StatusCode, Value)> {
+    let uid = current.obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+    if let Some(want) = &opts.uid {
+        if want != uid {
+            return Err(ApiError::conflict(
+                t.res.group,
+                t.res.plural,
+                name,
+                &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+            ));
+        }
+    }
+    if let Some(want) = opts.rv {
+        if want != current.rv {
+            return Err(ApiError::conflict(
+                t.res.group,
+                t.res.plural,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    current.rv
+                ),
+            ));
+        }
+    }
+    let mut marked = current.obj.clone();
+    let finalizers = meta::finalizers(&marked);
+    let bound_pod = t.res.kind == "Pod"
+        && t.res.group.is_empty()
+        && marked.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let grace = opts.grace.unwrap_or_else(|| {
+        if bound_pod {
+            marked.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30)
+        } else {
+            0
+        }
+    });
+    let graceful = bound_pod && grace > 0;
+    if !finalizers.is_empty() || graceful {
+        if meta::is_deleting(&marked) && !graceful {
+            // Already marked: nothing more to do until the finalizers are removed.
+            return Ok((StatusCode::ACCEPTED, for_response(t.res, &current)));
+        }
+        let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
+        if let Some(m) = marked.get_mut("metadata").and_then(Value::as_object_mut) {
+            if m.get("deletionTimestamp").is_none() {
+                m.insert("deletionTimestamp".into(), json!(meta::timestamp(when)));
+            }
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+        if opts.dry_run {
+            return Ok((StatusCode::ACCEPTED, for_response(t.res, &Stored { obj: marked, rv: current.rv })));
+        }
+        let stored = st.storage.update(t.res, t.namespace.as_deref(), name, &marked, current.rv).await?;
+        return Ok((StatusCode::ACCEPTED, for_response(t.res, &stored)));
+    }
+    if opts.dry_run {
+        return Ok((StatusCode::OK, for_response(t.res, &current)));
+    }
+    if t.res.kind == "Namespace" && t.res.group.is_empty() {
+        if crate::registry::SYSTEM_NAMESPACES.contains(&name) {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            )
+            .about("", "namespaces", name));
+        }
+        st.storage.delete_namespace_tree(name, current.rv).await?;
+    } else {
+        st.storage.delete(t.res, t.namespace.as_deref(), name, current.rv).await?;
+    }
+    if t.res.kind == "Service" && t.res.group.is_empty() {
+        super::subresource::release_cluster_ip(st, &current.obj).await;
+    }
+    // The last state, at its own revision: a watch from it sees the DELETED event.
+    Ok((StatusCode::OK, for_response(t.res, &current)))
+}
+
+pub async fn delete_collection(st: &Arc<ApiState>, t: &Target, q: &Query, _headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let bytes = body::read(body).await?;
+    let opts = options(q, &bytes)?;
+    let filter = Filter::from_query(t, q)?;
+    let mut q_all = q.clone();
+    q_all.remove("limit");
+    q_all.remove("continue");
+    let (items, rev, _, _) = list_items(st, t, &q_all, &filter).await?;
+    let mut deleted = Vec::new();
+    for s in items {
+        let name = meta::name(&s.obj).unwrap_or_default().to_string();
+        let ns = meta::namespace(&s.obj).map(String::from);
+        let one = Target {
+            res: t.res,
+            namespace: ns,
+            name: Some(name.clone()),
+            subresource: None,
+        };
+        match delete_one(st, &one, &name, s, &opts).await {
+            Ok((_, obj)) => deleted.push(obj),
+            // Gone or changed meanwhile: skip it, as Kubernetes' deletecollection does.
+            Err(e) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let list = json!({
+        "kind": t.res.list_kind(),
+        "apiVersion": t.res.api_version(),
+        "metadata": {"resourceVersion": rev.to_string()},
+        "items": deleted,
+    });
+    Ok(body::json(StatusCode::OK, &list, &[]))
+}

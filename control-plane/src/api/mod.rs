@@ -1,0 +1,189 @@
+//! The Kubernetes API over HTTP: one router for discovery, OpenAPI, health, metrics and every
+//! resource path. Resource requests are parsed into a `Target` and dispatched by verb:
+//! `read.rs` (get, list), `watch.rs`, `write.rs` (create, update, patch), `delete.rs`,
+//! `subresource.rs` (scale, binding, log/exec).
+
+pub mod body;
+mod delete;
+pub mod metrics;
+mod read;
+pub mod request;
+mod subresource;
+mod watch;
+mod write;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::storage::Storage;
+use crate::tls::Authn;
+use crate::{discovery, openapi};
+use request::{Query, Target};
+
+/// What every handler shares.
+pub struct ApiState {
+    pub storage: Storage,
+    /// host:port clients reach this server at (for /api's serverAddressByClientCIDRs).
+    pub advertise: String,
+    pub metrics: metrics::Metrics,
+    /// Cancelled on shutdown: watches end.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+async fn handle(State(st): State<Arc<ApiState>>, method: Method, uri: Uri, headers: HeaderMap, req: axum::extract::Request) -> Response {
+    let started = Instant::now();
+    let authn = req.extensions().get::<Authn>().cloned();
+    let body = req.into_body();
+    let path = uri.path().to_string();
+    let (resp, verb, resource) = match authn.and_then(|a| a.0) {
+        None if !is_public(&path) => (ApiError::unauthorized().into_response(), "", String::new()),
+        _ => route(&st, &method, &uri, &headers, body).await,
+    };
+    st.metrics
+        .observe(verb, &resource, resp.status().as_u16(), started.elapsed(), method.as_str());
+    resp
+}
+
+/// Paths anonymous clients may read, as Kubernetes' system:public-info-viewer allows.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+}
+
+fn ok_json(v: &Value) -> Response {
+    body::json(StatusCode::OK, v, &[])
+}
+
+fn raw(content_type: &'static str, bytes: Vec<u8>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Body::from(bytes)).into_response()
+}
+
+/// Returns the response and, for metrics, the verb and resource.
+async fn route(st: &Arc<ApiState>, method: &Method, uri: &Uri, headers: &HeaderMap, body: Body) -> (Response, &'static str, String) {
+    let path = uri.path();
+    let accept = body::accept(headers);
+    let aggregated = accept.contains("as=APIGroupDiscoveryList");
+    let simple = |r: Response| (r, "get", String::new());
+    if *method == Method::GET {
+        match path.trim_end_matches('/') {
+            "/healthz" | "/livez" | "/readyz" => return simple((StatusCode::OK, "ok").into_response()),
+            "/version" => return simple(ok_json(&discovery::version_info())),
+            "/metrics" => return simple(raw("text/plain; version=0.0.4", st.metrics.render().into_bytes())),
+            "/api" if aggregated => return simple(aggregated_response(discovery::aggregated_discovery(true))),
+            "/apis" if aggregated => return simple(aggregated_response(discovery::aggregated_discovery(false))),
+            "/api" => return simple(ok_json(&discovery::core_versions(&st.advertise))),
+            "/apis" => return simple(ok_json(&discovery::api_group_list())),
+            "/openapi/v3" => return simple(ok_json(&openapi::v3_root())),
+            "/openapi/v2" => return simple(openapi_v2(&accept)),
+            _ => {}
+        }
+        if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+            let (group, version) = match gv.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+                ["api", v] => ("", *v),
+                ["apis", g, v] => (*g, *v),
+                _ => return simple(ApiError::path_not_found().into_response()),
+            };
+            return simple(match openapi::v3_group_version_bytes(group, version) {
+                Some(b) => raw("application/json", b.to_vec()),
+                None => ApiError::path_not_found().into_response(),
+            });
+        }
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segs.as_slice() {
+            ["api", v] => return simple(resource_list("", v)),
+            ["apis", g] => {
+                return simple(match discovery::api_group(g) {
+                    Some(group) => ok_json(&group),
+                    None => ApiError::path_not_found().into_response(),
+                })
+            }
+            ["apis", g, v] => return simple(resource_list(g, v)),
+            _ => {}
+        }
+    }
+    let target = match request::parse_path(path) {
+        Ok(Some(t)) => t,
+        Ok(None) => return (ApiError::path_not_found().into_response(), "", String::new()),
+        Err(e) => return (e.into_response(), "", String::new()),
+    };
+    let resource = target.res.plural.to_string();
+    let query = match Query::parse(uri.query()) {
+        Ok(q) => q,
+        Err(e) => return (e.into_response(), "", resource),
+    };
+    let (verb, result) = dispatch(st, method, &target, &query, headers, body).await;
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if e.code >= 500 {
+                tracing::warn!(%method, path, error = %e, "request failed");
+            }
+            e.into_response()
+        }
+    };
+    (resp, verb, resource)
+}
+
+fn aggregated_response(v: Value) -> Response {
+    let body = serde_json::to_vec(&v).unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        )],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+fn openapi_v2(accept: &str) -> Response {
+    if accept.contains("protobuf") && !accept.contains("application/json") {
+        return ApiError::new(406, "NotAcceptable", "only application/json is served for /openapi/v2").into_response();
+    }
+    raw("application/json", openapi::v2_json().to_vec())
+}
+
+fn resource_list(group: &str, version: &str) -> Response {
+    match discovery::api_resource_list(group, version) {
+        Some(v) => ok_json(&v),
+        None => ApiError::path_not_found().into_response(),
+    }
+}
+
+async fn dispatch(
+    st: &Arc<ApiState>,
+    method: &Method,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> (&'static str, ApiResult<Response>) {
+    let sub = t.subresource.as_deref();
+    match (method.as_str(), &t.name, sub) {
+        ("GET", None, _) if q.flag("watch") => ("watch", watch::watch(st, t, q, headers).await),
+        ("GET", None, _) => ("list", read::list(st, t, q, headers).await),
+        ("GET", Some(_), Some("scale")) => ("get", subresource::get_scale(st, t).await),
+        ("GET" | "POST", Some(_), Some("log" | "exec")) => ("get", subresource::node_only(st, t).await),
+        ("GET", Some(_), _) => ("get", read::get(st, t, q, headers).await),
+        ("POST", None, None) => ("create", write::create(st, t, q, headers, body).await),
+        ("POST", Some(_), Some("binding")) => ("create", subresource::bind(st, t, q, headers, body).await),
+        ("PUT", Some(_), Some("scale")) => ("update", subresource::put_scale(st, t, q, headers, body).await),
+        ("PUT", Some(_), _) => ("update", write::update(st, t, q, headers, body).await),
+        ("PATCH", Some(_), _) => ("patch", write::patch(st, t, q, headers, body).await),
+        ("DELETE", Some(_), None) => ("delete", delete::delete(st, t, q, headers, body).await),
+        ("DELETE", None, None) => ("deletecollection", delete::delete_collection(st, t, q, headers, body).await),
+        (m, _, _) => ("", Err(ApiError::method_not_allowed(m))),
+    }
+}

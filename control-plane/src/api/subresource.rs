@@ -1,0 +1,262 @@
+//! Subresources with their own shapes: `scale` (autoscaling/v1 Scale over a workload's
+//! replicas), `binding` (a pod's node, set once), `log`/`exec` (served by the node agent), and the
+//! service cluster IP allocator used on create.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::body;
+use super::request::{Query, Target};
+use super::write::update_object;
+use super::ApiState;
+use crate::error::{ApiError, ApiResult};
+use crate::storage::Stored;
+use crate::{meta, patch};
+
+fn scale_of(t: &Target, s: &Stored) -> Value {
+    let o = &s.obj;
+    let selector = o
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            let mut parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
+            parts.sort();
+            parts.join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": o.pointer("/metadata/name"),
+            "namespace": o.pointer("/metadata/namespace"),
+            "uid": o.pointer("/metadata/uid"),
+            "resourceVersion": s.rv.to_string(),
+            "creationTimestamp": o.pointer("/metadata/creationTimestamp"),
+        },
+        "spec": {"replicas": o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "status": {
+            "replicas": o.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
+        },
+        "_kind": t.res.kind,
+    })
+}
+
+fn clean(mut scale: Value) -> Value {
+    if let Some(o) = scale.as_object_mut() {
+        o.remove("_kind");
+    }
+    scale
+}
+
+pub async fn get_scale(st: &Arc<ApiState>, t: &Target) -> ApiResult<Response> {
+    let name = t.name.as_deref().unwrap_or("");
+    let s = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
+    Ok(body::json(StatusCode::OK, &clean(scale_of(t, &s)), &[]))
+}
+
+/// Writes `replicas` into the workload, if it is still at `current.rv`.
+async fn set_replicas(st: &Arc<ApiState>, t: &Target, q: &Query, current: &Stored, replicas: i64) -> ApiResult<Response> {
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            t.name.as_deref().unwrap_or(""),
+            vec![crate::error::Cause::invalid("spec.replicas", &replicas.to_string(), "must be greater than or equal to 0")],
+        ));
+    }
+    let mut obj = current.obj.clone();
+    obj["spec"]["replicas"] = json!(replicas);
+    let main = Target {
+        subresource: None,
+        ..t.clone()
+    };
+    let (updated, _) = update_object(st, &main, q, obj, current, "Update").await?;
+    let rv = meta::parse_rv(updated.pointer("/metadata/resourceVersion").and_then(Value::as_str))?.unwrap_or(current.rv);
+    Ok(body::json(StatusCode::OK, &clean(scale_of(t, &Stored { obj: updated, rv })), &[]))
+}
+
+pub async fn put_scale(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let bytes = body::read(body).await?;
+    let scale = body::decode_object(headers, &bytes)?;
+    let name = t.name.as_deref().unwrap_or("");
+    let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
+    if let Some(rv) = meta::parse_rv(scale.pointer("/metadata/resourceVersion").and_then(Value::as_str))? {
+        if rv != current.rv {
+            return Err(ApiError::stale(t.res.group, t.res.plural, name));
+        }
+    }
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))?;
+    set_replicas(st, t, q, &current, replicas).await
+}
+
+pub async fn patch_scale(st: &Arc<ApiState>, t: &Target, q: &Query, ct: &str, bytes: &[u8]) -> ApiResult<Response> {
+    let name = t.name.as_deref().unwrap_or("");
+    let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
+    let doc = clean(scale_of(t, &current));
+    let patched = match ct {
+        "application/json-patch+json" => patch::json_patch(&doc, bytes),
+        "application/merge-patch+json" => patch::merge_patch(&doc, bytes),
+        "application/strategic-merge-patch+json" => patch::strategic_merge_patch(&doc, bytes, "autoscaling", "Scale"),
+        other => return Err(ApiError::unsupported_media_type(other)),
+    }
+    .map_err(super::write::patch_error)?;
+    let replicas = patched
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))?;
+    set_replicas(st, t, q, &current, replicas).await
+}
+
+/// POST pods/<name>/binding: sets spec.nodeName once (409 when already bound).
+pub async fn bind(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let bytes = body::read(body).await?;
+    let binding = body::decode_object(headers, &bytes)?;
+    let name = t.name.as_deref().unwrap_or("");
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("target.name: Required value"))?
+        .to_string();
+    let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
+    if let Some(existing) = current.obj.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        return Err(ApiError::conflict(
+            "",
+            "pods",
+            name,
+            &format!("pod {name} is already assigned to node \"{existing}\""),
+        ));
+    }
+    if meta::is_deleting(&current.obj) {
+        return Err(ApiError::conflict("", "pods", name, "pod is being deleted, cannot be assigned to a host"));
+    }
+    let mut obj = current.obj.clone();
+    obj["spec"]["nodeName"] = json!(node);
+    if q.dry_run()? {
+        return Ok(body::json(StatusCode::CREATED, &success_status(), &[]));
+    }
+    st.storage
+        .update(t.res, t.namespace.as_deref(), name, &obj, current.rv)
+        .await?;
+    Ok(body::json(StatusCode::CREATED, &success_status(), &[]))
+}
+
+fn success_status() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+}
+
+/// pods/log and pods/exec are answered by the node agent of the pod's node.
+pub async fn node_only(st: &Arc<ApiState>, t: &Target) -> ApiResult<Response> {
+    let name = t.name.as_deref().unwrap_or("");
+    let pod = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
+    match pod.obj.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        None => Err(ApiError::bad_request(format!("pod {name} does not have a host assigned"))),
+        Some(node) => Err(ApiError::unavailable(format!(
+            "pod {name} runs on node {node}, whose agent does not serve {} yet",
+            t.subresource.as_deref().unwrap_or("")
+        ))),
+    }
+}
+
+/// The default service CIDR, 10.96.0.0/16; .0.0 and .0.1 (the `kubernetes` service) are kept.
+const SERVICE_NET: u32 = u32::from_be_bytes([10, 96, 0, 0]);
+const SERVICE_SIZE: u32 = 1 << 16;
+const IP_PREFIX: &str = "/registry/skiff/serviceips/";
+
+/// Sets spec.clusterIP (and clusterIPs) for a new service: a given IP is checked and
+/// reserved, an empty one is picked at random from the free IPs. Reservations are keys
+/// created only if absent, so two masters can never hand out the same IP.
+pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: bool) -> ApiResult<()> {
+    let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    if ty == "ExternalName" {
+        return Ok(());
+    }
+    let given = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+    if given == "None" {
+        obj["spec"]["clusterIPs"] = json!(["None"]);
+        return Ok(());
+    }
+    let owner = format!(
+        "{}/{}",
+        meta::namespace(obj).unwrap_or_default(),
+        meta::name(obj).unwrap_or_default()
+    );
+    let ip = if given.is_empty() {
+        let mut picked = None;
+        for _ in 0..64 {
+            let n = rand::thread_rng().gen_range(2..SERVICE_SIZE - 1);
+            let ip = Ipv4Addr::from(SERVICE_NET + n).to_string();
+            if dry_run || st.storage.put_if_absent(&format!("{IP_PREFIX}{ip}"), owner.clone().into_bytes()).await? {
+                picked = Some(ip);
+                break;
+            }
+        }
+        picked.ok_or_else(|| ApiError::internal("failed to allocate a service IP: the range is full"))?
+    } else {
+        let ip: Ipv4Addr = given.parse().map_err(|_| {
+            ApiError::invalid(
+                "",
+                "Service",
+                &owner,
+                vec![crate::error::Cause::invalid("spec.clusterIP", &given, "must be a valid IP address")],
+            )
+        })?;
+        let n = u32::from(ip).wrapping_sub(SERVICE_NET);
+        if n >= SERVICE_SIZE {
+            return Err(ApiError::invalid(
+                "",
+                "Service",
+                &owner,
+                vec![crate::error::Cause::invalid(
+                    "spec.clusterIPs",
+                    &given,
+                    "provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/16",
+                )],
+            ));
+        }
+        if !dry_run && !st.storage.put_if_absent(&format!("{IP_PREFIX}{given}"), owner.into_bytes()).await? {
+            return Err(ApiError::invalid(
+                "",
+                "Service",
+                meta::name(obj).unwrap_or_default(),
+                vec![crate::error::Cause::invalid(
+                    "spec.clusterIPs",
+                    &given,
+                    "failed to allocate IP: provided IP is already allocated",
+                )],
+            ));
+        }
+        given
+    };
+    obj["spec"]["clusterIP"] = json!(ip);
+    obj["spec"]["clusterIPs"] = json!([ip]);
+    Ok(())
+}
+
+/// Frees a deleted service's IP (best effort: a leaked reservation only shrinks the range).
+pub async fn release_cluster_ip(st: &Arc<ApiState>, svc: &Value) {
+    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|s| *s != "None" && !s.is_empty()) {
+        let key = format!("{IP_PREFIX}{ip}");
+        let op = raft_store::mvcc::WriteOp::DeleteRange(raft_store::mvcc::DeleteRangeRequest {
+            key: key.into_bytes(),
+            ..Default::default()
+        });
+        if let Err(e) = st.storage.store().write(op).await {
+            tracing::warn!(ip, error = %e, "could not release a service IP");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! skiff's control plane: the Kubernetes API server over skiff's replicated store.
+//!
+//! A request reaches `api` over HTTPS (`tls`: client certificates from the cluster CA in `pki`,
+//! or bearer tokens), is parsed into a resource `Target`, and runs a verb: objects are decoded
+//! through their k8s-openapi type (`typed`), get Kubernetes' metadata rules (`meta`), defaults
+//! (`defaults`) and validation (`validate`), and are stored as JSON under Kubernetes' etcd key
+//! layout with resourceVersion = the key's mod_revision (`storage`). Watches are store watches
+//! on the resource's prefix.
+//!
+//! # Layout
+//! - `registry`: the served resources (names, scope, subresources, store prefix).
+//! - `api/`: router and verbs (`read`, `write`, `delete`, `watch`, `subresource`), request
+//!   parsing (`request`), bodies (`body`), Prometheus metrics (`metrics`).
+//! - `storage`: objects in the store, one txn per write.
+//! - `meta`, `defaults`, `validate`, `typed`: the object pipeline, pure functions.
+//! - `selector`: label and field selectors. `patch`: JSON, merge and strategic merge patches.
+//! - `discovery`, `openapi`, `table`: what kubectl reads besides objects.
+//! - `pki`, `tls`: the cluster CA, certificates, kubeconfigs, HTTPS serving and authentication.
+//! - `server`: start-up on a master (CA adoption, system namespaces, serving).
+//! - `error`: `metav1.Status` errors.
+
+pub mod api;
+pub mod defaults;
+pub mod discovery;
+pub mod error;
+pub mod loadgen;
+pub mod meta;
+pub mod openapi;
+pub mod patch;
+pub mod pki;
+pub mod protobuf;
+pub mod registry;
+pub mod selector;
+pub mod server;
+pub mod storage;
+pub mod table;
+pub mod tls;
+pub mod typed;
+pub mod validate;
+
+pub use server::{kubeconfig_for, start, ApiConfig};

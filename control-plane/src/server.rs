@@ -1,0 +1,217 @@
+//! Starting the API server on a master: wait for the store, adopt the cluster CA (the first
+//! master to get there creates it and shares it through the store), issue this master's serving
+//! certificate and the admin kubeconfig, create the system namespaces, then serve HTTPS.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft_store::StoreHandle;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::error::ApiError;
+use crate::pki::{self, CaBundle};
+use crate::registry;
+use crate::storage::Storage;
+use crate::tls;
+
+/// Store key of the cluster CA.
+pub const CA_KEY: &str = "/registry/skiff/pki/ca";
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// host:port to listen on.
+    pub listen: String,
+    /// host:port clients use (defaults to `listen`).
+    pub advertise: String,
+    /// The master's data dir; PKI files go to `<data_dir>/pki`.
+    pub data_dir: PathBuf,
+    /// kube-apiserver `--token-auth-file` format.
+    pub token_file: Option<PathBuf>,
+    /// Extra names or IPs for the serving certificate.
+    pub sans: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("the store did not become ready within {0:?}: {1}")]
+    StoreNotReady(Duration, String),
+    #[error("cluster CA: {0}")]
+    Pki(String),
+    #[error("writing {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("token file: {0}")]
+    Tokens(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredCa {
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// Paths of the PKI files of a master.
+pub fn pki_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("pki")
+}
+
+fn write_file(path: &Path, data: &str, private: bool) -> Result<(), ServerError> {
+    let werr = |source| ServerError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(werr)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(werr)?;
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(werr)?;
+    }
+    std::fs::rename(&tmp, path).map_err(werr)
+}
+
+/// The cluster CA from the store, creating it if this master is the first.
+async fn adopt_ca(storage: &Storage) -> Result<CaBundle, ServerError> {
+    let read = |raw: Vec<u8>| -> Result<CaBundle, ServerError> {
+        let s: StoredCa = serde_json::from_slice(&raw).map_err(|e| ServerError::Pki(format!("stored CA unreadable: {e}")))?;
+        Ok(CaBundle {
+            cert_pem: s.cert_pem,
+            key_pem: s.key_pem,
+        })
+    };
+    if let Some(raw) = storage.get_raw(CA_KEY).await.map_err(|e| ServerError::Pki(e.to_string()))? {
+        return read(raw);
+    }
+    let ca = CaBundle::generate("skiff-ca").map_err(|e| ServerError::Pki(e.to_string()))?;
+    let value = serde_json::to_vec(&StoredCa {
+        cert_pem: ca.cert_pem.clone(),
+        key_pem: ca.key_pem.clone(),
+    })
+    .map_err(|e| ServerError::Pki(e.to_string()))?;
+    storage
+        .put_if_absent(CA_KEY, value)
+        .await
+        .map_err(|e| ServerError::Pki(e.to_string()))?;
+    // Another master may have won the race: use whatever is stored.
+    let raw = storage
+        .get_raw(CA_KEY)
+        .await
+        .map_err(|e| ServerError::Pki(e.to_string()))?
+        .ok_or_else(|| ServerError::Pki("CA vanished after it was stored".into()))?;
+    read(raw)
+}
+
+async fn wait_for_store(storage: &Storage, timeout: Duration) -> Result<(), ServerError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match storage.get_raw(CA_KEY).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                return Err(ServerError::StoreNotReady(timeout, e.to_string()))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn create_system_namespaces(storage: &Storage) -> Result<(), ApiError> {
+    let res = registry::namespaces();
+    for ns in registry::SYSTEM_NAMESPACES {
+        if storage.get(res, None, ns, false).await?.is_some() {
+            continue;
+        }
+        let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        crate::meta::prepare_create(&mut obj, res, None)?;
+        crate::defaults::apply(res, &mut obj, true);
+        match storage.create(res, None, ns, &obj).await {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn host_of(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+        None => addr.to_string(),
+    }
+}
+
+/// Everything up to serving; returns the task serving HTTPS.
+pub async fn start(store: StoreHandle, cfg: ApiConfig, shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+    let storage = Storage::new(store);
+    wait_for_store(&storage, Duration::from_secs(60)).await?;
+    let ca = adopt_ca(&storage).await?;
+    let mut sans = vec![host_of(&cfg.listen), host_of(&cfg.advertise)];
+    sans.extend(cfg.sans.iter().cloned());
+    sans.sort();
+    sans.dedup();
+    let (cert, key) = pki::issue_server_cert(&ca, "skiff-apiserver", &sans).map_err(|e| ServerError::Pki(e.to_string()))?;
+    let dir = pki_dir(&cfg.data_dir);
+    write_file(&dir.join("ca.crt"), &ca.cert_pem, false)?;
+    write_file(&dir.join("ca.key"), &ca.key_pem, true)?;
+    write_file(&dir.join("apiserver.crt"), &cert, false)?;
+    write_file(&dir.join("apiserver.key"), &key, true)?;
+    let (acert, akey) = pki::issue_client_cert(&ca, "admin", &["system:masters".to_string()])
+        .map_err(|e| ServerError::Pki(e.to_string()))?;
+    let kubeconfig = pki::kubeconfig("skiff", &format!("https://{}", cfg.advertise), &ca.cert_pem, "admin", &acert, &akey);
+    write_file(&cfg.data_dir.join("admin.kubeconfig"), &kubeconfig, true)?;
+
+    let mut tries = 0;
+    while let Err(e) = create_system_namespaces(&storage).await {
+        tries += 1;
+        if tries > 50 {
+            return Err(ServerError::StoreNotReady(Duration::from_secs(10), e.to_string()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let tokens = match &cfg.token_file {
+        Some(p) => tls::TokenFile::load(p).map_err(|e| ServerError::Tokens(e.to_string()))?,
+        None => tls::TokenFile::default(),
+    };
+    let tls_config = tls::server_config(&ca.cert_pem, &cert, &key).map_err(|e| ServerError::Pki(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: cfg.listen.clone(),
+            source,
+        })?;
+    let state = Arc::new(ApiState {
+        storage,
+        advertise: cfg.advertise.clone(),
+        metrics: Default::default(),
+        shutdown: shutdown.clone(),
+    });
+    let app = api::router(state);
+    tracing::info!(listen = %cfg.listen, "API server serving");
+    Ok(tokio::spawn(tls::serve(listener, tls_config, app, Arc::new(tokens), shutdown)))
+}
+
+/// `skiff kubeconfig`: a kubeconfig for `user` in `groups`, signed by the CA in `data_dir`.
+pub fn kubeconfig_for(data_dir: &Path, server: &str, user: &str, groups: &[String]) -> Result<String, ServerError> {
+    let dir = pki_dir(data_dir);
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| {
+            ServerError::Pki(format!(
+                "{}: {e} (has a master with --listen-api run on this data dir?)",
+                dir.join(name).display()
+            ))
+        })
+    };
+    let ca = CaBundle {
+        cert_pem: read("ca.crt")?,
+        key_pem: read("ca.key")?,
+    };
+    let (cert, key) = pki::issue_client_cert(&ca, user, groups).map_err(|e| ServerError::Pki(e.to_string()))?;
+    Ok(pki::kubeconfig("skiff", server, &ca.cert_pem, user, &cert, &key))
+}
