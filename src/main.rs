@@ -60,6 +60,55 @@ struct KubeconfigArgs {
 enum BenchCommand {
     /// Drive an etcd v3 API (skiff or etcd) with a workload; print throughput and latency.
     Store(StoreBenchArgs),
+    /// Drive the Kubernetes API over HTTPS (create, get, list, watch); print throughput and latency.
+    Api(ApiBenchArgs),
+}
+
+/// Flags of `skiff bench api`.
+#[derive(Args)]
+struct ApiBenchArgs {
+    /// API server URLs (https://host:port), comma-separated [default: the kubeconfig's server].
+    #[arg(long, value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// Kubeconfig with a client certificate (e.g. a master's admin.kubeconfig).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// create | get | list | watch
+    #[arg(long, default_value = "create")]
+    workload: control_plane::loadgen::Workload,
+    /// Concurrent clients (writers for `watch`).
+    #[arg(long, default_value_t = 10)]
+    clients: usize,
+    /// Offer only HTTP/1.1 (default: HTTP/2 when the server agrees).
+    #[arg(long)]
+    http1: bool,
+    /// Stop after this many ops [default: 10000000].
+    #[arg(long)]
+    total: Option<u64>,
+    /// Stop after this many seconds (at most 600).
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Target ops/s over all clients, open-loop; 0 = unbounded.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Namespace the workload works in (created if missing).
+    #[arg(long, default_value = "skiff-bench")]
+    namespace: String,
+    /// Pods pre-created for get and list.
+    #[arg(long, default_value_t = 10_000)]
+    objects: u64,
+    /// Watches for the watch workload.
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// An op slower than this many seconds counts as an error.
+    #[arg(long, default_value_t = 30.0)]
+    op_timeout: f64,
+    /// Name of the run in the report.
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Flags of `skiff bench store`.
@@ -348,6 +397,51 @@ async fn run_master(args: MasterArgs) -> Result<()> {
     Ok(())
 }
 
+/// `skiff bench api`: exits non-zero when the run failed.
+async fn run_api_bench(a: ApiBenchArgs) -> Result<()> {
+    let secs = |what: &str, s: f64| {
+        if s.is_finite() && s > 0.0 && s <= control_plane::loadgen::MAX_DURATION.as_secs_f64() {
+            Ok(Duration::from_secs_f64(s))
+        } else {
+            bail!(
+                "--{what} {s}: must be above 0 and at most {}",
+                control_plane::loadgen::MAX_DURATION.as_secs()
+            )
+        }
+    };
+    let config = control_plane::loadgen::Config {
+        label: a.label,
+        endpoints: a.endpoints,
+        kubeconfig: a.kubeconfig,
+        workload: a.workload,
+        clients: a.clients,
+        http2: !a.http1,
+        total: a.total.unwrap_or(control_plane::loadgen::DEFAULT_TOTAL),
+        duration: secs("duration", a.duration)?,
+        rate: a.rate,
+        namespace: a.namespace,
+        objects: a.objects,
+        watchers: a.watchers,
+        op_timeout: secs("op-timeout", a.op_timeout)?,
+    };
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let report = control_plane::loadgen::run(config, cancel).await?;
+    print!("{}", report.table());
+    if let Some(path) = a.json {
+        std::fs::write(&path, report.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if report.failed() {
+        bail!("the API benchmark failed (see the errors above)");
+    }
+    Ok(())
+}
+
 /// `skiff bench store`: exits non-zero when the run failed (nothing succeeded, or events lost).
 async fn run_store_bench(args: StoreBenchArgs) -> Result<()> {
     let json = args.json.clone();
@@ -390,6 +484,9 @@ fn main() -> Result<()> {
             Command::Bench {
                 command: BenchCommand::Store(a),
             } => run_store_bench(a).await,
+            Command::Bench {
+                command: BenchCommand::Api(a),
+            } => run_api_bench(a).await,
         }
     })
 }

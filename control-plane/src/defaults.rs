@@ -35,7 +35,11 @@ pub fn image_pull_policy(image: &str) -> &'static str {
 
 fn default_container(c: &mut Value) {
     let Some(o) = c.as_object_mut() else { return };
-    let policy = o.get("image").and_then(Value::as_str).map(image_pull_policy).unwrap_or("IfNotPresent");
+    let policy = o
+        .get("image")
+        .and_then(Value::as_str)
+        .map(image_pull_policy)
+        .unwrap_or("IfNotPresent");
     set_default(o, "imagePullPolicy", json!(policy));
     set_default(o, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(o, "terminationMessagePolicy", json!("File"));
@@ -196,7 +200,10 @@ mod tests {
         assert_eq!(obj["spec"]["replicas"], 1);
         assert_eq!(obj["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
         assert_eq!(obj["spec"]["template"]["spec"]["restartPolicy"], "Always");
-        assert_eq!(obj["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(
+            obj["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
         let svc = lookup("", "v1", "services").expect("svc");
         let mut s = json!({"spec": {"ports": [{"port": 80}]}});
         apply(svc, &mut s, true);

@@ -103,7 +103,12 @@ impl ApiError {
 
     /// `plural` as in the URL, e.g. `pods "web" not found`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, plural))).about(group, plural, name)
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, plural)),
+        )
+        .about(group, plural, name)
     }
 
     pub fn path_not_found() -> Self {
@@ -111,19 +116,30 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(method: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("the server does not allow this method on the requested resource ({method})"))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )
     }
 
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, plural)))
-            .about(group, plural, name)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, plural)),
+        )
+        .about(group, plural, name)
     }
 
     pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, plural)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(group, plural)
+            ),
         )
         .about(group, plural, name)
     }
@@ -143,7 +159,11 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
@@ -175,7 +195,11 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -296,11 +320,17 @@ mod tests {
             "",
             "Pod",
             "Bad_Name",
-            vec![Cause::invalid("metadata.name", "Bad_Name", "a lowercase RFC 1123 subdomain"), Cause::required("spec.containers")],
+            vec![
+                Cause::invalid("metadata.name", "Bad_Name", "a lowercase RFC 1123 subdomain"),
+                Cause::required("spec.containers"),
+            ],
         );
         let s = e.status();
         assert_eq!(s["code"], 422);
-        assert!(s["message"].as_str().unwrap_or("").starts_with("Pod \"Bad_Name\" is invalid: [metadata.name: Invalid value"));
+        assert!(s["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Pod \"Bad_Name\" is invalid: [metadata.name: Invalid value"));
         assert_eq!(s["details"]["causes"][1]["field"], "spec.containers");
         assert_eq!(s["details"]["causes"][1]["reason"], "FieldValueRequired");
     }

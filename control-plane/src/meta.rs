@@ -51,12 +51,11 @@ pub fn namespace(obj: &Value) -> Option<&str> {
 pub fn parse_rv(rv: Option<&str>) -> ApiResult<Option<i64>> {
     match rv {
         None | Some("") => Ok(None),
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("resourceVersion: Invalid value: {s:?}: must be a non-negative integer"))),
+        Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "resourceVersion: Invalid value: {s:?}: must be a non-negative integer"
+            ))
+        }),
     }
 }
 
@@ -133,7 +132,11 @@ pub fn generate_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::thread_rng();
     let max_prefix = 63 - 5;
-    let p = if prefix.len() > max_prefix { &prefix[..max_prefix] } else { prefix };
+    let p = if prefix.len() > max_prefix {
+        &prefix[..max_prefix]
+    } else {
+        prefix
+    };
     let suffix: String = (0..5)
         .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
         .collect();
@@ -150,7 +153,13 @@ pub fn prepare_update(new: &mut Value, old: &Value, res: &Resource) -> ApiResult
     }
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let m = metadata_mut(new)?;
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+    ] {
         match old_meta.get(f) {
             Some(v) => m.insert(f.into(), v.clone()),
             None => m.remove(f),
@@ -159,7 +168,11 @@ pub fn prepare_update(new: &mut Value, old: &Value, res: &Resource) -> ApiResult
     m.remove("resourceVersion");
     m.remove("selfLink");
     let old_gen = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
-    let gen = if spec_changed(new, old, res) { old_gen + 1 } else { old_gen };
+    let gen = if spec_changed(new, old, res) {
+        old_gen + 1
+    } else {
+        old_gen
+    };
     metadata_mut(new)?.insert("generation".into(), json!(gen));
     Ok(())
 }
@@ -224,7 +237,9 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
 }
 
 pub fn is_deleting(obj: &Value) -> bool {
-    obj.get("metadata").and_then(|m| m.get("deletionTimestamp")).is_some_and(|v| !v.is_null())
+    obj.get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
+        .is_some_and(|v| !v.is_null())
 }
 
 #[cfg(test)]
@@ -269,7 +284,8 @@ mod tests {
 
     #[test]
     fn status_is_owned_by_the_status_subresource() {
-        let old = json!({"metadata": {"name": "p", "labels": {"x": "1"}}, "spec": {"a": 1}, "status": {"phase": "Running"}});
+        let old =
+            json!({"metadata": {"name": "p", "labels": {"x": "1"}}, "spec": {"a": 1}, "status": {"phase": "Running"}});
         let mut main = json!({"metadata": {"name": "p"}, "spec": {"a": 2}, "status": {"phase": "Failed"}});
         merge_status(&mut main, &old, false);
         assert_eq!(main["status"]["phase"], "Running");

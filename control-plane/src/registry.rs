@@ -2,7 +2,16 @@
 //! lives in the store. One static table; discovery, routing and storage all read it.
 
 /// Verbs of an ordinary read-write resource, in the order Kubernetes' discovery lists them.
-pub const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resource {
@@ -92,27 +101,236 @@ const NONE: &[&str] = &[];
 
 /// Every served resource. Prefixes follow Kubernetes' own etcd layout.
 pub static RESOURCES: &[Resource] = &[
-    res!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], NONE, &["status", "finalize"], "/registry/namespaces"),
-    res!("", "v1", "Pod", "pods", "pod", true, &["po"], ALL, &["status", "binding", "log", "exec", "eviction"], "/registry/pods"),
-    res!("", "v1", "Node", "nodes", "node", false, &["no"], NONE, &["status"], "/registry/minions"),
-    res!("", "v1", "Service", "services", "service", true, &["svc"], ALL, &["status"], "/registry/services/specs"),
-    res!("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], NONE, NONE, "/registry/services/endpoints"),
-    res!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], NONE, NONE, "/registry/configmaps"),
-    res!("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, "/registry/secrets"),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], NONE, NONE, "/registry/serviceaccounts"),
-    res!("", "v1", "Event", "events", "event", true, &["ev"], NONE, NONE, "/registry/events"),
-    res!("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], ALL, &["status", "scale"], "/registry/deployments"),
-    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], ALL, &["status", "scale"], "/registry/replicasets"),
-    res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"], ALL, &["status"], "/registry/daemonsets"),
-    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE, NONE, NONE, "/registry/leases"),
-    res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE, NONE, NONE, "/registry/endpointslices"),
+    res!(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        &["ns"],
+        NONE,
+        &["status", "finalize"],
+        "/registry/namespaces"
+    ),
+    res!(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        true,
+        &["po"],
+        ALL,
+        &["status", "binding", "log", "exec", "eviction"],
+        "/registry/pods"
+    ),
+    res!(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        false,
+        &["no"],
+        NONE,
+        &["status"],
+        "/registry/minions"
+    ),
+    res!(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        true,
+        &["svc"],
+        ALL,
+        &["status"],
+        "/registry/services/specs"
+    ),
+    res!(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        NONE,
+        NONE,
+        "/registry/services/endpoints"
+    ),
+    res!(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        &["cm"],
+        NONE,
+        NONE,
+        "/registry/configmaps"
+    ),
+    res!(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "/registry/secrets"
+    ),
+    res!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        &["sa"],
+        NONE,
+        NONE,
+        "/registry/serviceaccounts"
+    ),
+    res!(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        &["ev"],
+        NONE,
+        NONE,
+        "/registry/events"
+    ),
+    res!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        &["deploy"],
+        ALL,
+        &["status", "scale"],
+        "/registry/deployments"
+    ),
+    res!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        &["rs"],
+        ALL,
+        &["status", "scale"],
+        "/registry/replicasets"
+    ),
+    res!(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        true,
+        &["ds"],
+        ALL,
+        &["status"],
+        "/registry/daemonsets"
+    ),
+    res!(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "/registry/leases"
+    ),
+    res!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "/registry/endpointslices"
+    ),
     // Kubernetes keeps both Event APIs in one place and converts; skiff stores events.k8s.io
     // events apart (no conversion between the two shapes yet).
-    res!("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"], NONE, NONE, "/registry/events.k8s.io/events"),
-    res!("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, NONE, NONE, NONE, "/registry/roles"),
-    res!("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, NONE, NONE, NONE, "/registry/rolebindings"),
-    res!("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, NONE, NONE, NONE, "/registry/clusterroles"),
-    res!("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, NONE, NONE, NONE, "/registry/clusterrolebindings"),
+    res!(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        &["ev"],
+        NONE,
+        NONE,
+        "/registry/events.k8s.io/events"
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        "role",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "/registry/roles"
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        true,
+        NONE,
+        NONE,
+        NONE,
+        "/registry/rolebindings"
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        false,
+        NONE,
+        NONE,
+        NONE,
+        "/registry/clusterroles"
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        false,
+        NONE,
+        NONE,
+        NONE,
+        "/registry/clusterrolebindings"
+    ),
 ];
 
 /// The namespaces that exist from the start, as in Kubernetes.
@@ -131,7 +349,9 @@ pub fn namespaces() -> &'static Resource {
 
 /// The resource of an object's `apiVersion` and `kind`.
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
-    RESOURCES.iter().find(|r| r.api_version() == api_version && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
 /// The groups served, each with its versions, in discovery order (core group first).
@@ -152,7 +372,9 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
 
 /// The resources of one group version.
 pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static Resource> + 'a {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 #[cfg(test)]

@@ -80,13 +80,18 @@ fn write_file(path: &Path, data: &str, private: bool) -> Result<(), ServerError>
 /// The cluster CA from the store, creating it if this master is the first.
 async fn adopt_ca(storage: &Storage) -> Result<CaBundle, ServerError> {
     let read = |raw: Vec<u8>| -> Result<CaBundle, ServerError> {
-        let s: StoredCa = serde_json::from_slice(&raw).map_err(|e| ServerError::Pki(format!("stored CA unreadable: {e}")))?;
+        let s: StoredCa =
+            serde_json::from_slice(&raw).map_err(|e| ServerError::Pki(format!("stored CA unreadable: {e}")))?;
         Ok(CaBundle {
             cert_pem: s.cert_pem,
             key_pem: s.key_pem,
         })
     };
-    if let Some(raw) = storage.get_raw(CA_KEY).await.map_err(|e| ServerError::Pki(e.to_string()))? {
+    if let Some(raw) = storage
+        .get_raw(CA_KEY)
+        .await
+        .map_err(|e| ServerError::Pki(e.to_string()))?
+    {
         return read(raw);
     }
     let ca = CaBundle::generate("skiff-ca").map_err(|e| ServerError::Pki(e.to_string()))?;
@@ -147,7 +152,11 @@ fn host_of(addr: &str) -> String {
 }
 
 /// Everything up to serving; returns the task serving HTTPS.
-pub async fn start(store: StoreHandle, cfg: ApiConfig, shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+pub async fn start(
+    store: StoreHandle,
+    cfg: ApiConfig,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, ServerError> {
     let storage = Storage::new(store);
     wait_for_store(&storage, Duration::from_secs(60)).await?;
     let ca = adopt_ca(&storage).await?;
@@ -155,7 +164,8 @@ pub async fn start(store: StoreHandle, cfg: ApiConfig, shutdown: CancellationTok
     sans.extend(cfg.sans.iter().cloned());
     sans.sort();
     sans.dedup();
-    let (cert, key) = pki::issue_server_cert(&ca, "skiff-apiserver", &sans).map_err(|e| ServerError::Pki(e.to_string()))?;
+    let (cert, key) =
+        pki::issue_server_cert(&ca, "skiff-apiserver", &sans).map_err(|e| ServerError::Pki(e.to_string()))?;
     let dir = pki_dir(&cfg.data_dir);
     write_file(&dir.join("ca.crt"), &ca.cert_pem, false)?;
     write_file(&dir.join("ca.key"), &ca.key_pem, true)?;
@@ -163,7 +173,14 @@ pub async fn start(store: StoreHandle, cfg: ApiConfig, shutdown: CancellationTok
     write_file(&dir.join("apiserver.key"), &key, true)?;
     let (acert, akey) = pki::issue_client_cert(&ca, "admin", &["system:masters".to_string()])
         .map_err(|e| ServerError::Pki(e.to_string()))?;
-    let kubeconfig = pki::kubeconfig("skiff", &format!("https://{}", cfg.advertise), &ca.cert_pem, "admin", &acert, &akey);
+    let kubeconfig = pki::kubeconfig(
+        "skiff",
+        &format!("https://{}", cfg.advertise),
+        &ca.cert_pem,
+        "admin",
+        &acert,
+        &akey,
+    );
     write_file(&cfg.data_dir.join("admin.kubeconfig"), &kubeconfig, true)?;
 
     let mut tries = 0;
@@ -194,7 +211,13 @@ pub async fn start(store: StoreHandle, cfg: ApiConfig, shutdown: CancellationTok
     });
     let app = api::router(state);
     tracing::info!(listen = %cfg.listen, "API server serving");
-    Ok(tokio::spawn(tls::serve(listener, tls_config, app, Arc::new(tokens), shutdown)))
+    Ok(tokio::spawn(tls::serve(
+        listener,
+        tls_config,
+        app,
+        Arc::new(tokens),
+        shutdown,
+    )))
 }
 
 /// `skiff kubeconfig`: a kubeconfig for `user` in `groups`, signed by the CA in `data_dir`.

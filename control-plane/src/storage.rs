@@ -126,7 +126,13 @@ impl Storage {
     }
 
     /// One object, linearizable unless `serializable`.
-    pub async fn get(&self, res: &Resource, ns: Option<&str>, name: &str, serializable: bool) -> ApiResult<Option<Stored>> {
+    pub async fn get(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        serializable: bool,
+    ) -> ApiResult<Option<Stored>> {
         let key = res.key(ns, name);
         let (_, resp) = self
             .store
@@ -243,7 +249,10 @@ impl Storage {
             .await?;
         // One write is one revision, so the revision after it is the key's mod_revision.
         if succeeded(&result) {
-            return Ok(Stored { obj: obj.clone(), rv: rev });
+            return Ok(Stored {
+                obj: obj.clone(),
+                rv: rev,
+            });
         }
         let found = ranges(&result);
         if found.first().is_some_and(Option::is_some) {
@@ -257,7 +266,14 @@ impl Storage {
 
     /// Replaces the object if it is still at revision `expected`. 409 Conflict when it moved
     /// on, 404 when it is gone.
-    pub async fn update(&self, res: &Resource, ns: Option<&str>, name: &str, obj: &Value, expected: i64) -> ApiResult<Stored> {
+    pub async fn update(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        obj: &Value,
+        expected: i64,
+    ) -> ApiResult<Stored> {
         let key = res.key(ns, name);
         let value = encode(obj)?;
         let (rev, result) = self
@@ -273,7 +289,10 @@ impl Storage {
             }))
             .await?;
         if succeeded(&result) {
-            return Ok(Stored { obj: obj.clone(), rv: rev });
+            return Ok(Stored {
+                obj: obj.clone(),
+                rv: rev,
+            });
         }
         match ranges(&result).into_iter().next().flatten() {
             Some(_) => Err(ApiError::stale(res.group, res.plural, name)),

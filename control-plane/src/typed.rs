@@ -40,9 +40,8 @@ pub fn normalize(res: &Resource, obj: &Value) -> ApiResult<(Value, Vec<String>)>
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(obj),
         _ => Ok(obj.clone()),
     };
-    let typed = out.map_err(|e| {
-        ApiError::bad_request(format!("error decoding {} {}: {e}", res.kind, res.api_version()))
-    })?;
+    let typed =
+        out.map_err(|e| ApiError::bad_request(format!("error decoding {} {}: {e}", res.kind, res.api_version())))?;
     let mut unknown = Vec::new();
     dropped("", obj, &typed, &mut unknown);
     Ok((typed, unknown))
@@ -53,12 +52,17 @@ fn dropped(path: &str, given: &Value, kept: &Value, out: &mut Vec<String>) {
     match (given, kept) {
         (Value::Object(g), Value::Object(k)) => {
             for (key, gv) in g {
-                let p = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let p = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match k.get(key) {
                     Some(kv) => dropped(&p, gv, kv, out),
                     None if gv.is_null() => {}
                     // Empty containers are dropped by the types' serializers; not unknown.
-                    None if gv.as_object().is_some_and(|o| o.is_empty()) || gv.as_array().is_some_and(|a| a.is_empty()) => {}
+                    None if gv.as_object().is_some_and(|o| o.is_empty())
+                        || gv.as_array().is_some_and(|a| a.is_empty()) => {}
                     None if known_omitted(key, gv) => {}
                     None => out.push(p),
                 }
@@ -90,7 +94,10 @@ mod tests {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "bogus": 1},
             "spec": {"containers": [{"name": "c", "image": "busybox", "imagee": "typo"}]}});
         let (typed, unknown) = normalize(pods, &pod).expect("normalize");
-        assert_eq!(unknown, vec!["metadata.bogus".to_string(), "spec.containers[0].imagee".to_string()]);
+        assert_eq!(
+            unknown,
+            vec!["metadata.bogus".to_string(), "spec.containers[0].imagee".to_string()]
+        );
         assert!(typed["spec"]["containers"][0].get("imagee").is_none());
         assert_eq!(typed["spec"]["containers"][0]["image"], "busybox");
     }

@@ -14,7 +14,8 @@ const DNS1123_SUBDOMAIN_MAX: usize = 253;
 fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= DNS1123_LABEL_MAX
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
@@ -62,7 +63,11 @@ fn check_meta(obj: &Value, causes: &mut Vec<Cause>) {
                         causes.push(Cause::invalid(format!("metadata.labels[{k}]"), s, e));
                     }
                 }
-                None => causes.push(Cause::invalid(format!("metadata.labels[{k}]"), &v.to_string(), "must be a string")),
+                None => causes.push(Cause::invalid(
+                    format!("metadata.labels[{k}]"),
+                    &v.to_string(),
+                    "must be a string",
+                )),
             }
         }
     }
@@ -104,7 +109,13 @@ fn check_pod_spec(spec: Option<&Value>, base: &str, causes: &mut Vec<Cause>) {
     }
     let mut names = std::collections::HashSet::new();
     for list in ["initContainers", "containers"] {
-        for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let f = format!("{base}.{list}[{i}]");
             match c.get("name").and_then(Value::as_str) {
                 None | Some("") => causes.push(Cause::required(format!("{f}.name"))),
@@ -120,10 +131,19 @@ fn check_pod_spec(spec: Option<&Value>, base: &str, causes: &mut Vec<Cause>) {
                     }
                 }
             }
-            if c.get("image").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
+            if c.get("image")
+                .and_then(Value::as_str)
+                .is_none_or(|s| s.trim().is_empty())
+            {
                 causes.push(Cause::required(format!("{f}.image")));
             }
-            for (j, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, p) in c
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
                 if !(1..=65535).contains(&port) {
                     causes.push(Cause::invalid(
@@ -137,7 +157,11 @@ fn check_pod_spec(spec: Option<&Value>, base: &str, causes: &mut Vec<Cause>) {
     }
     if let Some(p) = spec.get("restartPolicy").and_then(Value::as_str) {
         if !["Always", "OnFailure", "Never"].contains(&p) {
-            causes.push(Cause::unsupported(format!("{base}.restartPolicy"), p, &["Always", "OnFailure", "Never"]));
+            causes.push(Cause::unsupported(
+                format!("{base}.restartPolicy"),
+                p,
+                &["Always", "OnFailure", "Never"],
+            ));
         }
     }
 }
@@ -162,7 +186,11 @@ pub fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
             let spec = obj.get("spec");
             if let Some(r) = spec.and_then(|s| s.get("replicas")).and_then(Value::as_i64) {
                 if r < 0 {
-                    causes.push(Cause::invalid("spec.replicas", &r.to_string(), "must be greater than or equal to 0"));
+                    causes.push(Cause::invalid(
+                        "spec.replicas",
+                        &r.to_string(),
+                        "must be greater than or equal to 0",
+                    ));
                 }
             }
             let selector = spec.and_then(|s| s.get("selector"));
@@ -185,38 +213,63 @@ pub fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
                         if !s.matches(template_labels.unwrap_or(&empty)) {
                             causes.push(Cause::invalid(
                                 "spec.template.metadata.labels",
-                                &template_labels.map(|l| Value::Object(l.clone()).to_string()).unwrap_or_default(),
+                                &template_labels
+                                    .map(|l| Value::Object(l.clone()).to_string())
+                                    .unwrap_or_default(),
                                 "`selector` does not match template `labels`",
                             ));
                         }
                     }
                 },
             }
-            check_pod_spec(spec.and_then(|s| s.get("template")).and_then(|t| t.get("spec")), "spec.template.spec", &mut causes);
+            check_pod_spec(
+                spec.and_then(|s| s.get("template")).and_then(|t| t.get("spec")),
+                "spec.template.spec",
+                &mut causes,
+            );
         }
         ("", "Service") => {
             let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
             let ports = arr(obj, &["spec", "ports"]).cloned().unwrap_or_default();
-            if ports.is_empty() && ty != "ExternalName" && obj.pointer("/spec/clusterIP").and_then(Value::as_str) != Some("None") {
+            if ports.is_empty()
+                && ty != "ExternalName"
+                && obj.pointer("/spec/clusterIP").and_then(Value::as_str) != Some("None")
+            {
                 causes.push(Cause::required("spec.ports"));
             }
             for (i, p) in ports.iter().enumerate() {
                 let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
                 if !(1..=65535).contains(&port) {
-                    causes.push(Cause::invalid(format!("spec.ports[{i}].port"), &port.to_string(), "must be between 1 and 65535, inclusive"));
+                    causes.push(Cause::invalid(
+                        format!("spec.ports[{i}].port"),
+                        &port.to_string(),
+                        "must be between 1 and 65535, inclusive",
+                    ));
                 }
                 if ports.len() > 1 && p.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
                     causes.push(Cause::required(format!("spec.ports[{i}].name")));
                 }
             }
             if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(&ty) {
-                causes.push(Cause::unsupported("spec.type", ty, &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]));
+                causes.push(Cause::unsupported(
+                    "spec.type",
+                    ty,
+                    &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+                ));
             }
         }
         ("", "ConfigMap" | "Secret") => {
             for field in ["data", "binaryData", "stringData"] {
-                for k in obj.get(field).and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k) {
-                    let ok = !k.is_empty() && k.len() <= 253 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+                for k in obj
+                    .get(field)
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    let ok = !k.is_empty()
+                        && k.len() <= 253
+                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
                     if !ok {
                         causes.push(Cause::invalid(
                             format!("{field}[{k}]"),
@@ -255,7 +308,12 @@ pub fn validate_update(res: &Resource, new: &Value, old: &Value) -> ApiResult<()
                     }
                 }
                 if let Some(o) = s.as_object_mut() {
-                    for f in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates"] {
+                    for f in [
+                        "activeDeadlineSeconds",
+                        "tolerations",
+                        "terminationGracePeriodSeconds",
+                        "schedulingGates",
+                    ] {
                         o.remove(f);
                     }
                     // nodeName is set once, by binding.
@@ -315,37 +373,58 @@ mod tests {
     #[test]
     fn names_and_required_fields() {
         let pods = lookup("", "v1", "pods").expect("pods");
-        let e = validate(pods, &json!({"metadata": {"name": "Bad_Name"}, "spec": {"containers": [{"name": "c"}]}}))
-            .expect_err("invalid");
+        let e = validate(
+            pods,
+            &json!({"metadata": {"name": "Bad_Name"}, "spec": {"containers": [{"name": "c"}]}}),
+        )
+        .expect_err("invalid");
         assert_eq!(e.code, 422);
         let fields: Vec<&str> = e.causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["metadata.name", "spec.containers[0].image"]);
-        assert!(validate(pods, &json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).is_ok());
+        assert!(validate(
+            pods,
+            &json!({"metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        )
+        .is_ok());
         let ns = lookup("", "v1", "namespaces").expect("ns");
-        assert!(validate(ns, &json!({"metadata": {"name": "a.b"}})).is_err(), "namespaces are labels");
+        assert!(
+            validate(ns, &json!({"metadata": {"name": "a.b"}})).is_err(),
+            "namespaces are labels"
+        );
         let svc = lookup("", "v1", "services").expect("svc");
-        let e = validate(svc, &json!({"metadata": {"name": "1web"}, "spec": {"ports": [{"port": 70000}]}})).expect_err("svc");
+        let e = validate(
+            svc,
+            &json!({"metadata": {"name": "1web"}, "spec": {"ports": [{"port": 70000}]}}),
+        )
+        .expect_err("svc");
         assert_eq!(e.causes.len(), 2);
     }
 
     #[test]
     fn deployments_need_a_matching_selector() {
         let d = lookup("apps", "v1", "deployments").expect("deploy");
-        let tmpl = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
-        let ok = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": tmpl}});
+        let tmpl =
+            json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let ok =
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": tmpl}});
         assert!(validate(d, &ok).is_ok());
-        let bad = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "db"}}, "template": tmpl}});
+        let bad =
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "db"}}, "template": tmpl}});
         let e = validate(d, &bad).expect_err("mismatch");
         assert_eq!(e.causes[0].field, "spec.template.metadata.labels");
         let mut moved = ok.clone();
         moved["spec"]["selector"]["matchLabels"]["app"] = json!("other");
-        assert_eq!(validate_update(d, &moved, &ok).expect_err("immutable").causes[0].field, "spec.selector");
+        assert_eq!(
+            validate_update(d, &moved, &ok).expect_err("immutable").causes[0].field,
+            "spec.selector"
+        );
     }
 
     #[test]
     fn pod_spec_is_immutable_but_images() {
         let pods = lookup("", "v1", "pods").expect("pods");
-        let old = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "a", "command": ["x"]}]}});
+        let old =
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "a", "command": ["x"]}]}});
         let mut new = old.clone();
         new["spec"]["containers"][0]["image"] = json!("b");
         assert!(validate_update(pods, &new, &old).is_ok());

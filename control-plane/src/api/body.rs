@@ -50,7 +50,15 @@ pub fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
             .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(bytes)
             .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}")))?,
-        "application/vnd.kubernetes.protobuf" => return Err(ApiError::unsupported_media_type(&ct)),
+        crate::protobuf::CONTENT_TYPE => {
+            let (api_version, kind, obj) = crate::protobuf::decode(bytes).map_err(|e| {
+                ApiError::bad_request(format!("the body of the request could not be decoded as protobuf: {e}"))
+            })?;
+            if api_version.is_empty() || kind.is_empty() {
+                return Err(ApiError::bad_request("protobuf body without apiVersion and kind"));
+            }
+            obj
+        }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !v.is_object() {

@@ -53,11 +53,9 @@ fn options(q: &Query, bytes: &[u8]) -> ApiResult<DeleteOptions> {
     }
     match o.propagation.as_deref() {
         None | Some("Orphan" | "Background" | "Foreground") => {}
-        Some(p) => {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )))
-        }
+        Some(p) => return Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        ))),
     }
     if o.grace.is_some_and(|g| g < 0) {
         return Err(ApiError::bad_request("gracePeriodSeconds: Invalid value: must be >= 0"));
@@ -65,7 +63,13 @@ fn options(q: &Query, bytes: &[u8]) -> ApiResult<DeleteOptions> {
     Ok(o)
 }
 
-pub async fn delete(st: &Arc<ApiState>, t: &Target, q: &Query, _headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn delete(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    _headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let opts = options(q, &bytes)?;
     let name = t.name.as_deref().unwrap_or("");
@@ -74,8 +78,18 @@ pub async fn delete(st: &Arc<ApiState>, t: &Target, q: &Query, _headers: &Header
     Ok(body::json(code, &obj, &[]))
 }
 
-async fn delete_one(st: &Arc<ApiState>, t: &Target, name: &str, current: Stored, opts: &DeleteOptions) -> ApiResult<(StatusCode, Value)> {
-    let uid = current.obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+async fn delete_one(
+    st: &Arc<ApiState>,
+    t: &Target,
+    name: &str,
+    current: Stored,
+    opts: &DeleteOptions,
+) -> ApiResult<(StatusCode, Value)> {
+    let uid = current
+        .obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if let Some(want) = &opts.uid {
         if want != uid {
             return Err(ApiError::conflict(
@@ -103,10 +117,16 @@ async fn delete_one(st: &Arc<ApiState>, t: &Target, name: &str, current: Stored,
     let finalizers = meta::finalizers(&marked);
     let bound_pod = t.res.kind == "Pod"
         && t.res.group.is_empty()
-        && marked.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        && marked
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
     let grace = opts.grace.unwrap_or_else(|| {
         if bound_pod {
-            marked.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30)
+            marked
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
         } else {
             0
         }
@@ -125,9 +145,21 @@ async fn delete_one(st: &Arc<ApiState>, t: &Target, name: &str, current: Stored,
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
         if opts.dry_run {
-            return Ok((StatusCode::ACCEPTED, for_response(t.res, &Stored { obj: marked, rv: current.rv })));
+            return Ok((
+                StatusCode::ACCEPTED,
+                for_response(
+                    t.res,
+                    &Stored {
+                        obj: marked,
+                        rv: current.rv,
+                    },
+                ),
+            ));
         }
-        let stored = st.storage.update(t.res, t.namespace.as_deref(), name, &marked, current.rv).await?;
+        let stored = st
+            .storage
+            .update(t.res, t.namespace.as_deref(), name, &marked, current.rv)
+            .await?;
         return Ok((StatusCode::ACCEPTED, for_response(t.res, &stored)));
     }
     if opts.dry_run {
@@ -144,7 +176,9 @@ async fn delete_one(st: &Arc<ApiState>, t: &Target, name: &str, current: Stored,
         }
         st.storage.delete_namespace_tree(name, current.rv).await?;
     } else {
-        st.storage.delete(t.res, t.namespace.as_deref(), name, current.rv).await?;
+        st.storage
+            .delete(t.res, t.namespace.as_deref(), name, current.rv)
+            .await?;
     }
     if t.res.kind == "Service" && t.res.group.is_empty() {
         super::subresource::release_cluster_ip(st, &current.obj).await;
@@ -153,7 +187,13 @@ async fn delete_one(st: &Arc<ApiState>, t: &Target, name: &str, current: Stored,
     Ok((StatusCode::OK, for_response(t.res, &current)))
 }
 
-pub async fn delete_collection(st: &Arc<ApiState>, t: &Target, q: &Query, _headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn delete_collection(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    _headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let opts = options(q, &bytes)?;
     let filter = Filter::from_query(t, q)?;

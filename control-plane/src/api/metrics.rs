@@ -30,8 +30,16 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn observe(&self, verb: &str, resource: &str, code: u16, took: Duration, method: &str) {
-        let verb = if verb.is_empty() { method.to_ascii_uppercase() } else { verb.to_ascii_uppercase() };
-        *self.totals.lock().entry((verb.clone(), resource.to_string(), code)).or_default() += 1;
+        let verb = if verb.is_empty() {
+            method.to_ascii_uppercase()
+        } else {
+            verb.to_ascii_uppercase()
+        };
+        *self
+            .totals
+            .lock()
+            .entry((verb.clone(), resource.to_string(), code))
+            .or_default() += 1;
         if verb == "WATCH" {
             return; // a watch's duration is its lifetime, not a latency
         }
@@ -55,7 +63,10 @@ impl Metrics {
         out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, resource and HTTP response code.\n");
         out.push_str("# TYPE apiserver_request_total counter\n");
         for ((verb, res, code), n) in self.totals.lock().iter() {
-            let _ = writeln!(out, "apiserver_request_total{{code=\"{code}\",resource=\"{res}\",verb=\"{verb}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "apiserver_request_total{{code=\"{code}\",resource=\"{res}\",verb=\"{verb}\"}} {n}"
+            );
         }
         out.push_str("# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb and resource.\n");
         out.push_str("# TYPE apiserver_request_duration_seconds histogram\n");
@@ -67,9 +78,21 @@ impl Metrics {
                     h.counts[i]
                 );
             }
-            let _ = writeln!(out, "apiserver_request_duration_seconds_bucket{{resource=\"{res}\",verb=\"{verb}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "apiserver_request_duration_seconds_sum{{resource=\"{res}\",verb=\"{verb}\"}} {}", h.sum);
-            let _ = writeln!(out, "apiserver_request_duration_seconds_count{{resource=\"{res}\",verb=\"{verb}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_bucket{{resource=\"{res}\",verb=\"{verb}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_sum{{resource=\"{res}\",verb=\"{verb}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "apiserver_request_duration_seconds_count{{resource=\"{res}\",verb=\"{verb}\"}} {}",
+                h.count
+            );
         }
         out
     }
@@ -86,9 +109,16 @@ mod tests {
         m.observe("get", "pods", 200, Duration::from_millis(30), "GET");
         m.observe("", "", 401, Duration::from_millis(1), "get");
         let text = m.render();
-        assert!(text.contains("apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"GET\"} 2"), "{text}");
+        assert!(
+            text.contains("apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"GET\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("apiserver_request_total{code=\"401\",resource=\"\",verb=\"GET\"} 1"));
-        assert!(text.contains("apiserver_request_duration_seconds_bucket{resource=\"pods\",verb=\"GET\",le=\"0.005\"} 1"));
-        assert!(text.contains("apiserver_request_duration_seconds_bucket{resource=\"pods\",verb=\"GET\",le=\"0.05\"} 2"));
+        assert!(
+            text.contains("apiserver_request_duration_seconds_bucket{resource=\"pods\",verb=\"GET\",le=\"0.005\"} 1")
+        );
+        assert!(
+            text.contains("apiserver_request_duration_seconds_bucket{resource=\"pods\",verb=\"GET\",le=\"0.05\"} 2")
+        );
     }
 }

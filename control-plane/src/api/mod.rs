@@ -42,7 +42,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
-async fn handle(State(st): State<Arc<ApiState>>, method: Method, uri: Uri, headers: HeaderMap, req: axum::extract::Request) -> Response {
+async fn handle(
+    State(st): State<Arc<ApiState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+) -> Response {
     let started = Instant::now();
     let authn = req.extensions().get::<Authn>().cloned();
     let body = req.into_body();
@@ -51,8 +57,13 @@ async fn handle(State(st): State<Arc<ApiState>>, method: Method, uri: Uri, heade
         None if !is_public(&path) => (ApiError::unauthorized().into_response(), "", String::new()),
         _ => route(&st, &method, &uri, &headers, body).await,
     };
-    st.metrics
-        .observe(verb, &resource, resp.status().as_u16(), started.elapsed(), method.as_str());
+    st.metrics.observe(
+        verb,
+        &resource,
+        resp.status().as_u16(),
+        started.elapsed(),
+        method.as_str(),
+    );
     resp
 }
 
@@ -66,11 +77,22 @@ fn ok_json(v: &Value) -> Response {
 }
 
 fn raw(content_type: &'static str, bytes: Vec<u8>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Body::from(bytes)).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from(bytes),
+    )
+        .into_response()
 }
 
 /// Returns the response and, for metrics, the verb and resource.
-async fn route(st: &Arc<ApiState>, method: &Method, uri: &Uri, headers: &HeaderMap, body: Body) -> (Response, &'static str, String) {
+async fn route(
+    st: &Arc<ApiState>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> (Response, &'static str, String) {
     let path = uri.path();
     let accept = body::accept(headers);
     let aggregated = accept.contains("as=APIGroupDiscoveryList");
@@ -183,7 +205,10 @@ async fn dispatch(
         ("PUT", Some(_), _) => ("update", write::update(st, t, q, headers, body).await),
         ("PATCH", Some(_), _) => ("patch", write::patch(st, t, q, headers, body).await),
         ("DELETE", Some(_), None) => ("delete", delete::delete(st, t, q, headers, body).await),
-        ("DELETE", None, None) => ("deletecollection", delete::delete_collection(st, t, q, headers, body).await),
+        ("DELETE", None, None) => (
+            "deletecollection",
+            delete::delete_collection(st, t, q, headers, body).await,
+        ),
         (m, _, _) => ("", Err(ApiError::method_not_allowed(m))),
     }
 }

@@ -110,7 +110,12 @@ fn decode_continue(token: &str, prefix: &str) -> ApiResult<Continue> {
 
 /// Objects of a collection, filtered, at the requested revision. Returns the items, the
 /// revision they were read at, and the continue token when more remain.
-pub async fn list_items(st: &Arc<ApiState>, t: &Target, q: &Query, filter: &Filter) -> ApiResult<(Vec<Stored>, i64, Option<String>, Option<i64>)> {
+pub async fn list_items(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    filter: &Filter,
+) -> ApiResult<(Vec<Stored>, i64, Option<String>, Option<i64>)> {
     let prefix = t.res.list_prefix(t.namespace.as_deref());
     let limit = q.int("limit")?.unwrap_or(0).max(0);
     let rv = q.get("resourceVersion");
@@ -152,10 +157,11 @@ pub async fn list_items(st: &Arc<ApiState>, t: &Target, q: &Query, filter: &Filt
 }
 
 fn parse_positive(s: &str) -> ApiResult<i64> {
-    s.parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| ApiError::bad_request(format!("resourceVersion: Invalid value: {s:?}: must be a positive integer")))
+    s.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "resourceVersion: Invalid value: {s:?}: must be a positive integer"
+        ))
+    })
 }
 
 pub async fn list(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap) -> ApiResult<Response> {
@@ -171,7 +177,14 @@ pub async fn list(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap
     let objs: Vec<Value> = items.iter().map(|s| for_response(t.res, s)).collect();
     let accept = body::accept(headers);
     if table::wants_table(&accept) {
-        let tbl = table::table(t.res.group, t.res.plural, &objs, meta, include_object(q), chrono::Utc::now());
+        let tbl = table::table(
+            t.res.group,
+            t.res.plural,
+            &objs,
+            meta,
+            include_object(q),
+            chrono::Utc::now(),
+        );
         return Ok(body::table(&tbl));
     }
     let list = json!({
@@ -192,7 +205,13 @@ mod tests {
         let tok = encode_continue(42, "/registry/pods/default/web-7");
         let c = decode_continue(&tok, "/registry/pods/").expect("decode");
         assert_eq!((c.rv, c.start.as_str()), (42, "/registry/pods/default/web-7"));
-        assert_eq!(decode_continue(&tok, "/registry/secrets/").err().map(|e| e.code), Some(400));
-        assert_eq!(decode_continue("!!!", "/registry/pods/").err().map(|e| e.code), Some(400));
+        assert_eq!(
+            decode_continue(&tok, "/registry/secrets/").err().map(|e| e.code),
+            Some(400)
+        );
+        assert_eq!(
+            decode_continue("!!!", "/registry/pods/").err().map(|e| e.code),
+            Some(400)
+        );
     }
 }

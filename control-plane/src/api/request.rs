@@ -35,7 +35,9 @@ pub fn parse_path(path: &str) -> ApiResult<Option<Target>> {
     let t = match rest {
         // /namespaces/<ns>/<plural>[/<name>[/<sub>]] addresses namespaced resources; a third
         // segment that is not a namespaced resource is a namespace subresource (status, finalize).
-        ["namespaces", ns, plural, tail @ ..] if registry::lookup(group, version, plural).is_some_and(|r| r.namespaced) => {
+        ["namespaces", ns, plural, tail @ ..]
+            if registry::lookup(group, version, plural).is_some_and(|r| r.namespaced) =>
+        {
             let res = find(plural)?;
             match tail {
                 [] => target(res, Some(ns), None, None),
@@ -147,9 +149,15 @@ mod tests {
     #[test]
     fn every_path_shape() {
         let p = t("/api/v1/namespaces/default/pods");
-        assert_eq!((p.res.plural, p.namespace.as_deref(), p.name.as_deref()), ("pods", Some("default"), None));
+        assert_eq!(
+            (p.res.plural, p.namespace.as_deref(), p.name.as_deref()),
+            ("pods", Some("default"), None)
+        );
         let p = t("/api/v1/namespaces/default/pods/web/status");
-        assert_eq!((p.name.as_deref(), p.subresource.as_deref()), (Some("web"), Some("status")));
+        assert_eq!(
+            (p.name.as_deref(), p.subresource.as_deref()),
+            (Some("web"), Some("status"))
+        );
         let p = t("/api/v1/pods");
         assert_eq!((p.res.plural, p.namespace), ("pods", None));
         let p = t("/api/v1/namespaces/kube-system");
@@ -186,7 +194,21 @@ mod tests {
         assert_eq!(q.int("limit").expect("int"), Some(5));
         assert!(q.dry_run().expect("dry"));
         assert!(q.flag("watch"));
-        assert_eq!(Query::parse(Some("limit=x")).expect("q").int("limit").expect_err("bad").code, 400);
-        assert_eq!(Query::parse(Some("dryRun=Some")).expect("q").dry_run().expect_err("bad").code, 400);
+        assert_eq!(
+            Query::parse(Some("limit=x"))
+                .expect("q")
+                .int("limit")
+                .expect_err("bad")
+                .code,
+            400
+        );
+        assert_eq!(
+            Query::parse(Some("dryRun=Some"))
+                .expect("q")
+                .dry_run()
+                .expect_err("bad")
+                .code,
+            400
+        );
     }
 }

@@ -66,13 +66,23 @@ pub async fn get_scale(st: &Arc<ApiState>, t: &Target) -> ApiResult<Response> {
 }
 
 /// Writes `replicas` into the workload, if it is still at `current.rv`.
-async fn set_replicas(st: &Arc<ApiState>, t: &Target, q: &Query, current: &Stored, replicas: i64) -> ApiResult<Response> {
+async fn set_replicas(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    current: &Stored,
+    replicas: i64,
+) -> ApiResult<Response> {
     if replicas < 0 {
         return Err(ApiError::invalid(
             "autoscaling",
             "Scale",
             t.name.as_deref().unwrap_or(""),
-            vec![crate::error::Cause::invalid("spec.replicas", &replicas.to_string(), "must be greater than or equal to 0")],
+            vec![crate::error::Cause::invalid(
+                "spec.replicas",
+                &replicas.to_string(),
+                "must be greater than or equal to 0",
+            )],
         ));
     }
     let mut obj = current.obj.clone();
@@ -82,11 +92,22 @@ async fn set_replicas(st: &Arc<ApiState>, t: &Target, q: &Query, current: &Store
         ..t.clone()
     };
     let (updated, _) = update_object(st, &main, q, obj, current, "Update").await?;
-    let rv = meta::parse_rv(updated.pointer("/metadata/resourceVersion").and_then(Value::as_str))?.unwrap_or(current.rv);
-    Ok(body::json(StatusCode::OK, &clean(scale_of(t, &Stored { obj: updated, rv })), &[]))
+    let rv =
+        meta::parse_rv(updated.pointer("/metadata/resourceVersion").and_then(Value::as_str))?.unwrap_or(current.rv);
+    Ok(body::json(
+        StatusCode::OK,
+        &clean(scale_of(t, &Stored { obj: updated, rv })),
+        &[],
+    ))
 }
 
-pub async fn put_scale(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn put_scale(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let scale = body::decode_object(headers, &bytes)?;
     let name = t.name.as_deref().unwrap_or("");
@@ -133,7 +154,12 @@ pub async fn bind(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap
         .ok_or_else(|| ApiError::bad_request("target.name: Required value"))?
         .to_string();
     let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
-    if let Some(existing) = current.obj.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+    if let Some(existing) = current
+        .obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
         return Err(ApiError::conflict(
             "",
             "pods",
@@ -142,7 +168,12 @@ pub async fn bind(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap
         ));
     }
     if meta::is_deleting(&current.obj) {
-        return Err(ApiError::conflict("", "pods", name, "pod is being deleted, cannot be assigned to a host"));
+        return Err(ApiError::conflict(
+            "",
+            "pods",
+            name,
+            "pod is being deleted, cannot be assigned to a host",
+        ));
     }
     let mut obj = current.obj.clone();
     obj["spec"]["nodeName"] = json!(node);
@@ -163,8 +194,15 @@ fn success_status() -> Value {
 pub async fn node_only(st: &Arc<ApiState>, t: &Target) -> ApiResult<Response> {
     let name = t.name.as_deref().unwrap_or("");
     let pod = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
-    match pod.obj.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-        None => Err(ApiError::bad_request(format!("pod {name} does not have a host assigned"))),
+    match pod
+        .obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        None => Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        ))),
         Some(node) => Err(ApiError::unavailable(format!(
             "pod {name} runs on node {node}, whose agent does not serve {} yet",
             t.subresource.as_deref().unwrap_or("")
@@ -185,7 +223,11 @@ pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: b
     if ty == "ExternalName" {
         return Ok(());
     }
-    let given = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+    let given = obj
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if given == "None" {
         obj["spec"]["clusterIPs"] = json!(["None"]);
         return Ok(());
@@ -200,7 +242,12 @@ pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: b
         for _ in 0..64 {
             let n = rand::thread_rng().gen_range(2..SERVICE_SIZE - 1);
             let ip = Ipv4Addr::from(SERVICE_NET + n).to_string();
-            if dry_run || st.storage.put_if_absent(&format!("{IP_PREFIX}{ip}"), owner.clone().into_bytes()).await? {
+            if dry_run
+                || st
+                    .storage
+                    .put_if_absent(&format!("{IP_PREFIX}{ip}"), owner.clone().into_bytes())
+                    .await?
+            {
                 picked = Some(ip);
                 break;
             }
@@ -212,7 +259,11 @@ pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: b
                 "",
                 "Service",
                 &owner,
-                vec![crate::error::Cause::invalid("spec.clusterIP", &given, "must be a valid IP address")],
+                vec![crate::error::Cause::invalid(
+                    "spec.clusterIP",
+                    &given,
+                    "must be a valid IP address",
+                )],
             )
         })?;
         let n = u32::from(ip).wrapping_sub(SERVICE_NET);
@@ -228,7 +279,12 @@ pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: b
                 )],
             ));
         }
-        if !dry_run && !st.storage.put_if_absent(&format!("{IP_PREFIX}{given}"), owner.into_bytes()).await? {
+        if !dry_run
+            && !st
+                .storage
+                .put_if_absent(&format!("{IP_PREFIX}{given}"), owner.into_bytes())
+                .await?
+        {
             return Err(ApiError::invalid(
                 "",
                 "Service",
@@ -249,7 +305,11 @@ pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: b
 
 /// Frees a deleted service's IP (best effort: a leaked reservation only shrinks the range).
 pub async fn release_cluster_ip(st: &Arc<ApiState>, svc: &Value) {
-    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|s| *s != "None" && !s.is_empty()) {
+    if let Some(ip) = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .filter(|s| *s != "None" && !s.is_empty())
+    {
         let key = format!("{IP_PREFIX}{ip}");
         let op = raft_store::mvcc::WriteOp::DeleteRange(raft_store::mvcc::DeleteRangeRequest {
             key: key.into_bytes(),

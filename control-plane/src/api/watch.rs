@@ -165,7 +165,11 @@ pub async fn watch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
     tokio::spawn(async move {
         let stream = stream; // dropping it removes the store watcher
         for s in &initial {
-            if out_tx.send(Ok(enc.event("ADDED", for_response(enc.res, s)))).await.is_err() {
+            if out_tx
+                .send(Ok(enc.event("ADDED", for_response(enc.res, s))))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -189,7 +193,9 @@ pub async fn watch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
             };
             let Some(msg) = msg else { break };
             let lines: Vec<Bytes> = match msg {
-                WatchMsg::Created { cancel_reason: Some(r), .. } => {
+                WatchMsg::Created {
+                    cancel_reason: Some(r), ..
+                } => {
                     vec![enc.event("ERROR", ApiError::internal(r).status())]
                 }
                 WatchMsg::Created { .. } => Vec::new(),
@@ -209,7 +215,11 @@ pub async fn watch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
                         Vec::new()
                     }
                 }
-                WatchMsg::Canceled { compact_revision, reason, .. } => {
+                WatchMsg::Canceled {
+                    compact_revision,
+                    reason,
+                    ..
+                } => {
                     let e = if compact_revision > 0 {
                         ApiError::gone(format!("too old resource version: {start_after} ({compact_revision})"))
                     } else {
@@ -229,7 +239,10 @@ pub async fn watch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(out_rx));
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         body,
     )
         .into_response())

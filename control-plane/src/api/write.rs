@@ -29,7 +29,10 @@ fn decode_typed(t: &Target, q: &Query, obj: &Value) -> ApiResult<(Value, Vec<Str
     }
     let texts: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{p}\"")).collect();
     if fv == FieldValidation::Strict {
-        return Err(ApiError::bad_request(format!("strict decoding error: {}", texts.join(", "))));
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            texts.join(", ")
+        )));
     }
     Ok((typed, texts))
 }
@@ -54,7 +57,9 @@ fn managed_fields_entry(q: &Query, operation: &str, api_version: &str, sub: Opti
 /// operation and subresource, as Kubernetes keeps them).
 fn record_manager(obj: &mut Value, q: &Query, operation: &str, api_version: &str, sub: Option<&str>) {
     let entry = managed_fields_entry(q, operation, api_version, sub);
-    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
     let list = m.entry("managedFields").or_insert_with(|| json!([]));
     if !list.is_array() {
         *list = json!([]);
@@ -85,7 +90,11 @@ pub async fn create_object(st: &Arc<ApiState>, t: &Target, q: &Query, obj: Value
     validate::validate(t.res, &obj)?;
     record_manager(&mut obj, q, "Update", &t.res.api_version(), None);
     let name = meta::name(&obj).unwrap_or_default().to_string();
-    let ns = if t.res.namespaced { meta::namespace(&obj).map(String::from) } else { None };
+    let ns = if t.res.namespaced {
+        meta::namespace(&obj).map(String::from)
+    } else {
+        None
+    };
     if t.res.kind == "Service" && t.res.group.is_empty() {
         super::subresource::allocate_cluster_ip(st, &mut obj, dry_run).await?;
     }
@@ -165,13 +174,28 @@ pub async fn update_object(
     }
     record_manager(&mut new, q, operation, &t.res.api_version(), t.subresource.as_deref());
     if dry_run {
-        return Ok((for_response(t.res, &Stored { obj: new, rv: current.rv }), warnings));
+        return Ok((
+            for_response(
+                t.res,
+                &Stored {
+                    obj: new,
+                    rv: current.rv,
+                },
+            ),
+            warnings,
+        ));
     }
     if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
-        let rev = st.storage.delete(t.res, t.namespace.as_deref(), name, current.rv).await?;
+        let rev = st
+            .storage
+            .delete(t.res, t.namespace.as_deref(), name, current.rv)
+            .await?;
         return Ok((for_response(t.res, &Stored { obj: new, rv: rev }), warnings));
     }
-    let stored = st.storage.update(t.res, t.namespace.as_deref(), name, &new, current.rv).await?;
+    let stored = st
+        .storage
+        .update(t.res, t.namespace.as_deref(), name, &new, current.rv)
+        .await?;
     Ok((for_response(t.res, &stored), warnings))
 }
 
@@ -202,8 +226,8 @@ pub async fn patch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
     let name = t.name.as_deref().unwrap_or("");
     let apply = ct == "application/apply-patch+yaml";
     let applied: Option<Value> = if apply {
-        let v: Value = serde_yaml::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let v: Value =
+            serde_yaml::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         if !v.is_object() {
             return Err(ApiError::bad_request("the apply configuration must be an object"));
         }

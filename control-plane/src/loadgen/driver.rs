@@ -71,7 +71,12 @@ async fn client(
             _ = cancel.cancelled() => return,
         };
         match outcome {
-            Ok(Ok(kind)) => rec.record(kind, origin.elapsed()),
+            Ok(Ok(done)) => {
+                rec.record(done.kind, origin.elapsed());
+                if let Some(n) = done.items {
+                    rec.list_items(n);
+                }
+            }
             Ok(Err(e)) => {
                 rec.error(&e);
                 tokio::time::sleep(ERROR_PAUSE).await;

@@ -1,8 +1,9 @@
-//! Where clients and watchers put their results: a latency histogram per op kind, and errors
-//! by class. Shared by all tasks; each record takes one short lock (tens of ns, far below the
+//! Where clients and watchers put their results: a latency histogram per op kind, errors by
+//! class, and how long the lists were. Shared by all tasks; each record takes one short lock (tens of ns, far below the
 //! cost of an HTTPS request).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -14,6 +15,8 @@ use super::op_kind::OpKind;
 pub struct Recorder {
     hists: Vec<Mutex<Histogram>>,
     errors: Mutex<BTreeMap<String, ErrorTally>>,
+    /// Items of the longest list seen.
+    list_items: AtomicU64,
 }
 
 impl Default for Recorder {
@@ -27,6 +30,7 @@ impl Recorder {
         Recorder {
             hists: OpKind::ALL.iter().map(|_| Mutex::new(Histogram::new())).collect(),
             errors: Mutex::new(BTreeMap::new()),
+            list_items: AtomicU64::new(0),
         }
     }
 
@@ -42,6 +46,14 @@ impl Recorder {
             example: e.to_string().chars().take(300).collect(),
         });
         t.count += 1;
+    }
+
+    pub fn list_items(&self, n: u64) {
+        self.list_items.fetch_max(n, Ordering::Relaxed);
+    }
+
+    pub fn max_list_items(&self) -> u64 {
+        self.list_items.load(Ordering::Relaxed)
     }
 
     pub fn histogram(&self, kind: OpKind) -> Histogram {
@@ -63,6 +75,8 @@ mod tests {
         r.record(OpKind::Create, Duration::from_millis(2));
         r.record(OpKind::Create, Duration::from_millis(4));
         r.record(OpKind::List, Duration::from_millis(9));
+        r.list_items(10_003);
+        r.list_items(10_001);
         r.error(&OpError::Timeout(Duration::from_secs(1)));
         r.error(&OpError::Timeout(Duration::from_secs(2)));
         for code in [429, 500, 500] {
@@ -74,6 +88,7 @@ mod tests {
         assert_eq!(r.histogram(OpKind::Create).count(), 2);
         assert_eq!(r.histogram(OpKind::List).max(), 9_000_000);
         assert_eq!(r.histogram(OpKind::Get).count(), 0);
+        assert_eq!(r.max_list_items(), 10_003);
         let e = r.errors();
         assert_eq!(e["timeout"].count, 2);
         assert_eq!(e["timeout"].example, "timed out after 1s");

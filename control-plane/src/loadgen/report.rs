@@ -52,6 +52,8 @@ pub struct Measured {
     pub protocol: String,
     /// Pods created by pre-population.
     pub populated: u64,
+    /// Items of the longest list.
+    pub list_items: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +70,9 @@ pub struct Report {
     pub objects: u64,
     /// Of which created by this run's pre-population.
     pub populated: u64,
+    /// Items of the longest whole list (list workload: the pre-populated pods, and any others
+    /// in the namespace).
+    pub list_items: u64,
     pub elapsed_s: f64,
     /// Client operations that completed (watch events are not ops).
     pub ops: u64,
@@ -144,6 +149,7 @@ impl Report {
                 0
             },
             populated: m.populated,
+            list_items: m.list_items,
             elapsed_s: m.elapsed.as_secs_f64(),
             ops,
             errors,
@@ -177,11 +183,14 @@ impl Report {
         } else {
             format!(" [{}]", self.label)
         };
-        let objects = if self.objects > 0 {
+        let mut objects = if self.objects > 0 {
             format!(", {} pods ({} created now)", self.objects, self.populated)
         } else {
             String::new()
         };
+        if self.list_items > 0 {
+            let _ = write!(objects, ", lists of {} items", self.list_items);
+        }
         let _ = writeln!(
             s,
             "== {}{label}: {} endpoints, {} clients over {}, rate {rate}, namespace {}{objects}",
@@ -260,6 +269,7 @@ mod tests {
             watch: None,
             protocol: "h2".into(),
             populated: 0,
+            list_items: 0,
         }
     }
 
@@ -275,6 +285,7 @@ mod tests {
             (OpKind::List, Histogram::new()),
         ]);
         m.populated = 7;
+        m.list_items = 10_050;
         m.errors.insert(
             "http 503".into(),
             ErrorTally {
@@ -292,7 +303,7 @@ mod tests {
         assert!(!r.failed());
         let table = r.table();
         assert!(
-            table.starts_with("== get: 1 endpoints, 10 clients over h2, rate unbounded, namespace skiff-bench, 10000 pods (7 created now)\n2.00 s: 4 ops, 2 errors: 2.0 ops/s\nkind"),
+            table.starts_with("== get: 1 endpoints, 10 clients over h2, rate unbounded, namespace skiff-bench, 10000 pods (7 created now), lists of 10050 items\n2.00 s: 4 ops, 2 errors: 2.0 ops/s\nkind"),
             "{table}"
         );
         assert!(table.contains("\nget                  4        2.0     2.0"), "{table}");

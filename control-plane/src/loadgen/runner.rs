@@ -29,6 +29,8 @@ use super::worker::{Shared, Worker};
 
 /// After the writers stop, how long watchers may take to deliver the last events.
 const WATCH_GRACE: Duration = Duration::from_secs(10);
+/// The same when the run was cancelled: shorter, the user is waiting.
+const CANCELLED_WATCH_GRACE: Duration = Duration::from_secs(2);
 /// Client connections dialled at once before the run.
 const DIAL_PARALLEL: usize = 32;
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,7 +120,12 @@ pub async fn run(mut cfg: Config, cancel: CancellationToken) -> Result<Report, L
         (Some(w), Some(acked)) => {
             let mut acked = acked.lock().clone();
             acked.sort_unstable();
-            let results = w.finish(acked.len() as u64, WATCH_GRACE, &cancel).await;
+            let grace = if cancel.is_cancelled() {
+                CANCELLED_WATCH_GRACE
+            } else {
+                WATCH_GRACE
+            };
+            let results = w.finish(acked.len() as u64, grace).await;
             let mut report = WatchReport {
                 watchers: results.len(),
                 writes_acked: acked.len() as u64,
@@ -151,6 +158,7 @@ pub async fn run(mut cfg: Config, cancel: CancellationToken) -> Result<Report, L
             watch,
             protocol,
             populated,
+            list_items: rec.max_list_items(),
         },
     ))
 }

@@ -29,6 +29,20 @@ pub struct Shared {
     pub acked: Option<Arc<Mutex<Vec<i64>>>>,
 }
 
+/// A completed operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    pub kind: OpKind,
+    /// Items a whole list returned.
+    pub items: Option<u64>,
+}
+
+impl From<OpKind> for Done {
+    fn from(kind: OpKind) -> Self {
+        Done { kind, items: None }
+    }
+}
+
 pub struct Worker {
     conn: Conn,
     rng: StdRng,
@@ -49,26 +63,30 @@ impl Worker {
         self.conn.reset();
     }
 
-    pub async fn op(&mut self, n: u64) -> Result<OpKind, OpError> {
+    pub async fn op(&mut self, n: u64) -> Result<Done, OpError> {
         let ns = self.shared.namespace.clone();
         let result = match self.shared.workload {
             Workload::Create => {
                 let name = format!("{}{n}", self.shared.run_prefix);
                 ops::create_pod(&mut self.conn, &ns, &name, false)
                     .await
-                    .map(|()| OpKind::Create)
+                    .map(|()| OpKind::Create.into())
             }
             Workload::Get => {
                 let i = self.rng.gen_range(0..self.shared.objects.max(1));
                 ops::get_pod(&mut self.conn, &ns, &objects::pop_name(i))
                     .await
-                    .map(|()| OpKind::Get)
+                    .map(|()| OpKind::Get.into())
             }
-            Workload::List => {
-                let (names, _pages) = ops::list_pods(&mut self.conn, &ns).await?;
-                objects::check_list(&names, self.shared.objects).map_err(OpError::Check)?;
-                Ok(OpKind::List)
-            }
+            Workload::List => match ops::list_pods(&mut self.conn, &ns).await {
+                Ok((names, _pages)) => objects::check_list(&names, self.shared.objects)
+                    .map(|()| Done {
+                        kind: OpKind::List,
+                        items: Some(names.len() as u64),
+                    })
+                    .map_err(OpError::Check),
+                Err(e) => Err(e),
+            },
             Workload::Watch => self.timestamped_write(&ns, n).await,
         };
         if matches!(&result, Err(e) if e.breaks_connection()) {
@@ -79,13 +97,13 @@ impl Worker {
 
     /// A configmap whose data carries the send time, for the watchers to compute
     /// write-to-event latency; its resourceVersion joins the acknowledged set.
-    async fn timestamped_write(&mut self, ns: &str, n: u64) -> Result<OpKind, OpError> {
+    async fn timestamped_write(&mut self, ns: &str, n: u64) -> Result<Done, OpError> {
         let name = format!("{}{n}", self.shared.run_prefix);
         let sent = u64::try_from(self.shared.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let rv = ops::create_configmap(&mut self.conn, ns, &name, sent).await?;
         if let Some(acked) = &self.shared.acked {
             acked.lock().push(rv);
         }
-        Ok(OpKind::Write)
+        Ok(OpKind::Write.into())
     }
 }
