@@ -19,6 +19,10 @@
 //! - `server`: start-up on a master (CA adoption, system namespaces, serving).
 //! - `error`: `metav1.Status` errors.
 
+// `ApiError` carries the whole `metav1.Status` (details, causes) by value: it is built once per
+// failed request, so its size costs nothing that matters, and boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 pub mod api;
 pub mod defaults;
 pub mod discovery;

@@ -217,7 +217,7 @@ impl LabelRequirement {
         let has = |v: &str| self.values.iter().any(|x| x == v);
         match self.operator {
             LabelOperator::Equals | LabelOperator::In => value.is_some_and(|v| has(&v)),
-            LabelOperator::NotEquals | LabelOperator::NotIn => value.map_or(true, |v| !has(&v)),
+            LabelOperator::NotEquals | LabelOperator::NotIn => value.is_none_or(|v| !has(&v)),
             LabelOperator::Exists => value.is_some(),
             LabelOperator::DoesNotExist => value.is_none(),
             LabelOperator::GreaterThan | LabelOperator::LessThan => {

@@ -21,6 +21,16 @@ pub struct Stored {
     pub rv: i64,
 }
 
+/// What a list reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ListSpec<'a> {
+    pub prefix: &'a str,
+    pub start_after: Option<&'a str>,
+    pub at: i64,
+    pub limit: i64,
+    pub serializable: bool,
+}
+
 /// One page of a list.
 #[derive(Debug, Default)]
 pub struct Page {
@@ -152,19 +162,19 @@ impl Storage {
             .ok_or_else(|| ApiError::not_found(res.group, res.plural, name))
     }
 
-    /// Up to `limit` objects (0: all) under `prefix` whose key is after `start_after`, at store
-    /// revision `at` (0: the current revision, linearizable unless `serializable`), keeping only
-    /// those `keep` accepts. Reads in chunks so that a filtered page still fills up.
-    pub async fn list(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        at: i64,
-        limit: i64,
-        serializable: bool,
-        keep: &(dyn Fn(&Value) -> bool + Sync),
-        filtered: bool,
-    ) -> ApiResult<Page> {
+    /// Up to `s.limit` objects (0: all) under `s.prefix` whose key is after `s.start_after`, at
+    /// store revision `s.at` (0: the current revision, linearizable unless `s.serializable`),
+    /// keeping only those `keep` accepts (`None`: all). Reads in chunks so that a filtered page
+    /// still fills up.
+    pub async fn list(&self, s: &ListSpec<'_>, keep: Option<&(dyn Fn(&Value) -> bool + Sync)>) -> ApiResult<Page> {
+        let ListSpec {
+            prefix,
+            start_after,
+            at,
+            limit,
+            serializable,
+        } = *s;
+        let filtered = keep.is_some();
         let end = prefix_end(prefix.as_bytes());
         let mut start: Vec<u8> = match start_after {
             Some(k) => {
@@ -210,7 +220,7 @@ impl Storage {
                     return Ok(page);
                 }
                 let s = decode(kv)?;
-                if keep(&s.obj) {
+                if keep.is_none_or(|f| f(&s.obj)) {
                     page.items.push(s);
                     last_pushed = Some(kv.key.clone());
                 }

@@ -330,14 +330,14 @@ pub fn validate_update(res: &Resource, new: &Value, old: &Value) -> ApiResult<()
                 ));
             }
         }
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
-            if new.pointer("/spec/selector") != old.pointer("/spec/selector") {
-                causes.push(Cause::invalid(
-                    "spec.selector",
-                    &new.pointer("/spec/selector").map(Value::to_string).unwrap_or_default(),
-                    "field is immutable",
-                ));
-            }
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet")
+            if new.pointer("/spec/selector") != old.pointer("/spec/selector") =>
+        {
+            causes.push(Cause::invalid(
+                "spec.selector",
+                &new.pointer("/spec/selector").map(Value::to_string).unwrap_or_default(),
+                "field is immutable",
+            ));
         }
         ("", "Service") => {
             let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
@@ -346,12 +346,10 @@ pub fn validate_update(res: &Resource, new: &Value, old: &Value) -> ApiResult<()
                 causes.push(Cause::invalid("spec.clusterIP", new_ip, "field is immutable"));
             }
         }
-        ("", "ConfigMap" | "Secret") => {
-            if old.get("immutable") == Some(&Value::Bool(true)) {
-                for f in ["data", "binaryData", "immutable"] {
-                    if new.get(f) != old.get(f) {
-                        causes.push(Cause::forbidden(f, "field is immutable when `immutable` is set"));
-                    }
+        ("", "ConfigMap" | "Secret") if old.get("immutable") == Some(&Value::Bool(true)) => {
+            for f in ["data", "binaryData", "immutable"] {
+                if new.get(f) != old.get(f) {
+                    causes.push(Cause::forbidden(f, "field is immutable when `immutable` is set"));
                 }
             }
         }

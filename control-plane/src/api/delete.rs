@@ -53,9 +53,11 @@ fn options(q: &Query, bytes: &[u8]) -> ApiResult<DeleteOptions> {
     }
     match o.propagation.as_deref() {
         None | Some("Orphan" | "Background" | "Foreground") => {}
-        Some(p) => return Err(ApiError::bad_request(format!(
+        Some(p) => {
+            return Err(ApiError::bad_request(format!(
             "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-        ))),
+        )))
+        }
     }
     if o.grace.is_some_and(|g| g < 0) {
         return Err(ApiError::bad_request("gracePeriodSeconds: Invalid value: must be >= 0"));

@@ -13,7 +13,7 @@ use super::request::{Query, Target};
 use super::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::storage::{for_response, Stored};
+use crate::storage::{for_response, ListSpec, Stored};
 use crate::table;
 
 /// Label and field selectors of a request, checked against what the resource supports.
@@ -141,9 +141,17 @@ pub async fn list_items(
         },
     };
     let keep = |o: &Value| filter.matches(o);
+    let spec = ListSpec {
+        prefix: &prefix,
+        start_after: start.as_deref(),
+        at,
+        limit,
+        serializable,
+    };
+    let keep: Option<&(dyn Fn(&Value) -> bool + Sync)> = if filter.is_empty() { None } else { Some(&keep) };
     let page = st
         .storage
-        .list(&prefix, start.as_deref(), at, limit, serializable, &keep, !filter.is_empty())
+        .list(&spec, keep)
         .await
         .map_err(|e| {
             if e.code == 410 && start.is_some() {

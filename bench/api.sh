@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The Kubernetes API through the full HTTPS stack, 3 masters on loopback.
+#
+# Starts 3 skiff masters (127.0.0.1-3), then runs `skiff bench api`: pod creates and gets at 1, 10
+# and 100 clients, the paged list of OBJECTS pods, and WATCHERS concurrent watches measuring
+# write-to-event latency; prints each report (a table per run); stops the masters and removes
+# the temp dir on exit. Times are never asserted; a run that fails (nothing succeeded, a watcher
+# missed an event) makes the script fail.
+#
+#   bash bench/api.sh            # full run (~4 min on 2 cores)
+#   QUICK=1 bash bench/api.sh    # smoke run: small sizes, 1 s per run
+#
+# Env: DURATION [10; quick 1] seconds per run; OBJECTS [10000; quick 200] pods for get/list;
+# WATCHERS [1000; quick 20]; WATCH_RATE [20; quick 20] writes/s during the watch run;
+# CLIENTS ["1 10 100"; quick "1 10"]; PORT_BASE [28790; quick 28890] (client; +1 peer; +3 API);
+# SKIFF_BIN; OUT_DIR (copy JSON reports there); KEEP_TMP=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=${QUICK:-0}
+q() { if [ "$QUICK" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+DURATION=${DURATION:-$(q 10 1)}
+OBJECTS=${OBJECTS:-$(q 10000 200)}
+WATCHERS=${WATCHERS:-$(q 1000 20)}
+WATCH_RATE=${WATCH_RATE:-20}
+CLIENTS=${CLIENTS:-$(q "1 10 100" "1 10")}
+PORT_BASE=${PORT_BASE:-$(q 28790 28890)}
+SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
+CPORT=$PORT_BASE PPORT=$((PORT_BASE + 1)) APORT=$((PORT_BASE + 3))
+
+TMP=$(mktemp -d /tmp/skiff-bench-api.XXXXXX)
+PIDS=()
+cleanup() {
+    local rc=$?
+    set +e
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    [ "$rc" -ne 0 ] && for f in "$TMP"/m*.log; do echo "--- $f" >&2; tail -n 20 "$f" >&2; done
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+for i in 1 2 3; do
+    for port in $CPORT $PPORT $APORT; do
+        if (exec 3<>"/dev/tcp/127.0.0.$i/$port") 2>/dev/null; then
+            echo "port 127.0.0.$i:$port is taken; set PORT_BASE" >&2
+            exit 1
+        fi
+    done
+done
+for i in 1 2 3; do
+    "$SKIFF_BIN" master --name "m$i" --data-dir "$TMP/m$i" --listen-peer "127.0.0.$i:$PPORT" \
+        --listen-client "127.0.0.$i:$CPORT" --listen-api "127.0.0.$i:$APORT" \
+        --initial-cluster "m1=127.0.0.1:$PPORT,m2=127.0.0.2:$PPORT,m3=127.0.0.3:$PPORT" >"$TMP/m$i.log" 2>&1 &
+    PIDS+=($!)
+done
+for i in 1 2 3; do
+    for _ in $(seq 1 300); do
+        [ -f "$TMP/m$i/admin.kubeconfig" ] && curl -sk --max-time 1 "https://127.0.0.$i:$APORT/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+done
+EPS=https://127.0.0.1:$APORT,https://127.0.0.2:$APORT,https://127.0.0.3:$APORT
+KC=$TMP/m1/admin.kubeconfig
+
+run() {
+    local name=$1
+    shift
+    echo "== $name"
+    "$SKIFF_BIN" bench api --kubeconfig "$KC" --endpoints "$EPS" --duration "$DURATION" \
+        --label "$name" --json "$TMP/$name.json" "$@"
+}
+
+for c in $CLIENTS; do run "create-c$c" --workload create --clients "$c" --namespace "bench-create-c$c"; done
+for c in $CLIENTS; do run "get-c$c" --workload get --clients "$c" --objects "$OBJECTS" --namespace bench-read; done
+run "list-$OBJECTS" --workload list --clients 1 --objects "$OBJECTS" --namespace bench-read
+run "watch-$WATCHERS" --workload watch --clients 10 --watchers "$WATCHERS" --rate "$WATCH_RATE" --namespace bench-watch
+
+if [ -n "${OUT_DIR:-}" ]; then mkdir -p "$OUT_DIR" && cp "$TMP"/*.json "$OUT_DIR"/; fi
