@@ -317,6 +317,39 @@ check_contains "create in a missing namespace: NotFound" 'namespaces "nosuchns" 
 out=$(printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name, namespace: shop}\nspec: {containers: [{name: c, image: busybox}]}\n' | k create -f - 2>&1 || true)
 check_contains "invalid name: 422 with the field" "metadata.name: Invalid value" "$out"
 
+# ------------------------------------------------------- raw API errors ----
+
+python3 - "$KUBECONFIG" "$TMP" <<'PY'
+import base64, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+u = c["users"][0]["user"]
+for name, field in (("client.crt", "client-certificate-data"), ("client.key", "client-key-data")):
+    open(f"{sys.argv[2]}/{name}", "wb").write(base64.b64decode(u[field]))
+open(f"{sys.argv[2]}/ca.crt", "wb").write(base64.b64decode(c["clusters"][0]["cluster"]["certificate-authority-data"]))
+PY
+api() { curl -s --cacert "$TMP/ca.crt" --cert "$TMP/client.crt" --key "$TMP/client.key" "$@"; }
+URL=https://127.0.0.1:$APORT
+head -c $((3 * 1024 * 1024 + 10)) /dev/zero | tr '\0' 'a' >"$TMP/big"
+out=$(api -X POST -H 'Content-Type: application/json' --data-binary @"$TMP/big" "$URL/api/v1/namespaces/shop/configmaps")
+check_py "a body over 3 MiB: 413" 'd["code"] == 413 and d["reason"] == "RequestEntityTooLarge"' "$out"
+out=$(api -X POST -H 'Content-Type: text/plain' --data 'x' "$URL/api/v1/namespaces/shop/configmaps")
+check_py "an unknown content type: 415" 'd["code"] == 415' "$out"
+out=$(api -X POST -H 'Content-Type: application/json' --data '{"metadata":{"name":"c"},"data":{"bad key":"v"}}' "$URL/api/v1/namespaces/shop/configmaps")
+check_py "an invalid configmap key: 422 naming the field" 'd["code"] == 422 and d["details"]["causes"][0]["field"] == "data[bad key]"' "$out"
+out=$(api -X POST -H 'Content-Type: application/json' --data '{"metadata":{"name":"strict"},"bogus":1}' "$URL/api/v1/namespaces/shop/configmaps?fieldValidation=Strict")
+check_py "fieldValidation=Strict refuses an unknown field" 'd["code"] == 400 and "unknown field \"bogus\"" in d["message"]' "$out"
+out=$(api -X POST -H 'Content-Type: application/json' --data '{"metadata":{"name":"dry"}}' "$URL/api/v1/namespaces/shop/configmaps?dryRun=All")
+check_py "dryRun=All answers with the object" 'd["metadata"]["name"] == "dry"' "$out"
+check_eq "dryRun=All stored nothing" "404" "$(api -o /dev/null -w '%{http_code}' "$URL/api/v1/namespaces/shop/configmaps/dry")"
+out=$(api "$URL/api/v1/namespaces/shop/configmaps?limit=1")
+check_py "limit=1 returns one item and a continue token" 'len(d["items"]) == 1 and d["metadata"]["continue"] != ""' "$out"
+tok=$(pyj 'd["metadata"]["continue"]' <<<"$out")
+out2=$(api "$URL/api/v1/namespaces/shop/configmaps?limit=1&continue=$tok")
+check_py "the continue token reads the next page at the same revision" 'd["metadata"]["resourceVersion"] == '"$(pyj 'repr(d["metadata"]["resourceVersion"])' <<<"$out")" "$out2"
+out=$(api "$URL/metrics")
+check_contains "metrics: apiserver_request_total" 'apiserver_request_total{code="201",resource="pods",verb="CREATE"}' "$out"
+check_contains "metrics: apiserver_request_duration_seconds" 'apiserver_request_duration_seconds_bucket{resource="pods",verb="GET"' "$out"
+
 # ---------------------------------------------------------------- explain ----
 
 out=$(k explain pods.spec.containers 2>&1 || true)
