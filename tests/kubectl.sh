@@ -6,7 +6,7 @@
 # it prints and what the API stores, not just exit codes. Ends by killing the
 # master kubectl talks to and carrying on through another one.
 #
-# Env: SKIFF_BIN, PORT_BASE (default 25790: client; +1 peer; +3 API),
+# Env: SKIFF_BIN, PORT_BASE (default 25790: client; +1 peer; +2 metrics; +3 API),
 # KEEP_TMP=1 keeps the temp dir (data dirs, logs, kubeconfig).
 set -euo pipefail
 
@@ -14,6 +14,7 @@ SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
 PORT_BASE=${PORT_BASE:-25790}
 CPORT=$PORT_BASE
 PPORT=$((PORT_BASE + 1))
+MPORT=$((PORT_BASE + 2))
 APORT=$((PORT_BASE + 3))
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 
@@ -47,7 +48,7 @@ trap cleanup EXIT
 trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "kubectl: $PASSED passed, 1 failed"' ERR
 
 for ip in 127.0.0.1 127.0.0.2 127.0.0.3; do
-    for port in $CPORT $PPORT $APORT; do
+    for port in $CPORT $PPORT $MPORT $APORT; do
         if (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null; then
             echo "port $ip:$port is taken; set PORT_BASE" >&2
             exit 1
@@ -58,7 +59,7 @@ done
 start_master() {
     local i=$1 ip=127.0.0.$1
     "$SKIFF_BIN" master --name "m$i" --data-dir "$TMP/m$i" \
-        --listen-peer "$ip:$PPORT" --listen-client "$ip:$CPORT" --listen-api "$ip:$APORT" \
+        --listen-peer "$ip:$PPORT" --listen-client "$ip:$CPORT" --listen-api "$ip:$APORT" --listen-metrics "$ip:$MPORT" \
         --initial-cluster "m1=127.0.0.1:$PPORT,m2=127.0.0.2:$PPORT,m3=127.0.0.3:$PPORT" \
         >>"$TMP/m$i.log" 2>&1 &
     PID[m$i]=$!
@@ -207,7 +208,7 @@ check_match "get secret row" '^secret/creds +Opaque +1 ' "$out"
 
 # -------------------------------------------------------------- --watch ----
 
-k get configmaps -n shop --watch -o name >"$TMP/watch.out" 2>&1 &
+"$KUBECTL" get configmaps -n shop --watch -o name >"$TMP/watch.out" 2>&1 &
 WPID=$!
 BG_PIDS+=($WPID)
 sleep 1
@@ -215,6 +216,13 @@ printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched, namespace: sh
 for _ in $(seq 1 50); do grep -q configmap/watched "$TMP/watch.out" && break; sleep 0.1; done
 kill "$WPID" 2>/dev/null || true
 check_contains "get --watch sees a configmap created meanwhile" "configmap/watched" "$(cat "$TMP/watch.out")"
+watchers=
+for _ in $(seq 1 50); do
+    watchers=$(curl -s "http://127.0.0.1:$MPORT/metrics" | awk '/^skiff_watchers /{print $2}')
+    [ "$watchers" = 0 ] && break
+    sleep 0.1
+done
+check_eq "the store watcher goes away with the client" "0" "$watchers"
 
 # ------------------------------------------------------ describe, label ----
 

@@ -186,6 +186,8 @@ pub async fn watch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
                 m = rx.recv() => m,
                 _ = &mut deadline => break,
                 _ = shutdown.cancelled() => break,
+                // The client went away: drop the store watcher now, not at the deadline.
+                _ = out_tx.closed() => break,
                 _ = tick.tick(), if bookmarks => {
                     stream.request_progress();
                     continue;
