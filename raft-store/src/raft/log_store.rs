@@ -160,8 +160,15 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         self.get_meta(KEY_VOTE)
     }
 
+    /// Not synced: the committed id is only a restart hint (openraft re-learns it from the
+    /// leader), a stale one is safe, and RocksDB keeps WAL order, so the next synced append makes
+    /// it durable anyway. Syncing it cost one extra fsync per commit on every member.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_COMMITTED, &committed)
+        let cf = self.cf(CF_RAFT)?;
+        let bytes = encode_checked(&committed).map_err(|e| StorageIOError::write(io_err(e)))?;
+        self.db
+            .put_cf(cf, KEY_COMMITTED, bytes)
+            .map_err(|e| StorageIOError::write(io_err(e)).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
