@@ -369,6 +369,7 @@ async fn run_master(args: MasterArgs) -> Result<()> {
                     Ok(serving) => {
                         let _ = serving.await;
                     }
+                    Err(_) if stop.is_cancelled() => {}
                     Err(e) => {
                         tracing::error!(error = %e, "API server failed to start; stopping");
                         stop.cancel();

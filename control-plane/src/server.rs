@@ -37,7 +37,7 @@ pub struct ApiConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("the store did not become ready within {0:?}: {1}")]
+    #[error("the store was not ready after {0:?}: {1}")]
     StoreNotReady(Duration, String),
     #[error("cluster CA: {0}")]
     Pki(String),
@@ -113,15 +113,24 @@ async fn adopt_ca(storage: &Storage) -> Result<CaBundle, ServerError> {
     read(raw)
 }
 
-async fn wait_for_store(storage: &Storage, timeout: Duration) -> Result<(), ServerError> {
-    let deadline = tokio::time::Instant::now() + timeout;
+/// Waits until the store answers a linearizable read (it has a leader and a quorum). No
+/// deadline: a master started before its peers keeps waiting for them, as its store does.
+async fn wait_for_store(storage: &Storage, shutdown: &CancellationToken) -> Result<(), ServerError> {
+    let started = tokio::time::Instant::now();
+    let mut last_log = started;
     loop {
         match storage.get_raw(CA_KEY).await {
             Ok(_) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() > deadline => {
-                return Err(ServerError::StoreNotReady(timeout, e.to_string()))
+            Err(e) => {
+                if last_log.elapsed() >= Duration::from_secs(10) {
+                    tracing::warn!(waited = ?started.elapsed(), error = %e, "API server waiting for the store (no quorum yet?)");
+                    last_log = tokio::time::Instant::now();
+                }
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(ServerError::StoreNotReady(started.elapsed(), "shutting down".into())),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
 }
@@ -158,7 +167,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, ServerError> {
     let storage = Storage::new(store);
-    wait_for_store(&storage, Duration::from_secs(60)).await?;
+    wait_for_store(&storage, &shutdown).await?;
     let ca = adopt_ca(&storage).await?;
     let mut sans = vec![host_of(&cfg.listen), host_of(&cfg.advertise)];
     sans.extend(cfg.sans.iter().cloned());
@@ -183,13 +192,13 @@ pub async fn start(
     );
     write_file(&cfg.data_dir.join("admin.kubeconfig"), &kubeconfig, true)?;
 
-    let mut tries = 0;
     while let Err(e) = create_system_namespaces(&storage).await {
-        tries += 1;
-        if tries > 50 {
-            return Err(ServerError::StoreNotReady(Duration::from_secs(10), e.to_string()));
+        // Retryable (an election, a lost quorum): keep trying until shutdown.
+        tracing::warn!(error = %e, "creating the system namespaces; retrying");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Err(ServerError::StoreNotReady(Duration::ZERO, "shutting down".into())),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     let tokens = match &cfg.token_file {
