@@ -1,5 +1,6 @@
 # Shared checks of the shell test suites (tests/etcdctl.sh, tests/kubectl.sh).
-# The sourcing script sets SUITE (its name in the summary line) and PASSED=0.
+# The sourcing script sets SUITE (its name in the summary line) and PASSED=0; scripts that start
+# servers also set TMP (their temp dir) and BG_PIDS (what they started), then `trap cleanup EXIT`.
 # shellcheck shell=bash
 
 # --------------------------------------------------------------- checking --
@@ -74,4 +75,40 @@ import base64, json, sys
 d = json.load(sys.stdin)
 b64 = lambda s: base64.b64decode(s).decode()
 print(eval(sys.argv[1]))' "$1"
+}
+
+# ------------------------------------------------------------- teardown --
+
+# cleanup: stops every background process, prints the member logs on failure, removes TMP
+# (KEEP_TMP=1 keeps it), and exits with the script's status.
+cleanup() {
+    local rc=$?
+    set +e
+    local p
+    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    if [ "$rc" -ne 0 ]; then
+        local f
+        for f in "$TMP"/m*.log; do
+            [ -f "$f" ] || continue
+            echo "----- last 40 lines of $(basename "$f") -----" >&2
+            tail -n 40 "$f" >&2
+        done
+    fi
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+
+# require_free_ports "IP..." "PORT...": exits when any IP:PORT already accepts connections.
+require_free_ports() {
+    local ip port
+    for ip in $1; do
+        for port in $2; do
+            if (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null; then
+                echo "port $ip:$port is taken; set PORT_BASE" >&2
+                exit 1
+            fi
+        done
+    done
 }

@@ -37,38 +37,13 @@ declare -A PID=()   # member name -> pid of its server process
 BG_PIDS=()          # every background process this script started
 PASSED=0
 
-# ---------------------------------------------------------------- cleanup --
-
-cleanup() {
-    local rc=$?
-    set +e
-    local p
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.3
-    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    if [ "$rc" -ne 0 ]; then
-        local f
-        for f in "$TMP"/m*.log; do
-            [ -f "$f" ] || continue
-            echo "----- last 40 lines of $(basename "$f") -----" >&2
-            tail -n 40 "$f" >&2
-        done
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ]; then
-        echo "kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "etcdctl: $PASSED passed, 1 failed"' ERR
-
-# --------------------------------------------------------------- checking --
+# ------------------------------------------------- checking and cleanup --
 
 SUITE=etcdctl
 # shellcheck source=tests/check.sh
 source "$(dirname "$0")/check.sh"
+trap cleanup EXIT
+trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "etcdctl: $PASSED passed, 1 failed"' ERR
 
 # ---------------------------------------------------------------- running --
 

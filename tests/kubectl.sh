@@ -26,35 +26,10 @@ SUITE=kubectl
 # shellcheck source=tests/check.sh
 source "$(dirname "$0")/check.sh"
 
-cleanup() {
-    local rc=$?
-    set +e
-    local p
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.3
-    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    if [ "$rc" -ne 0 ]; then
-        local f
-        for f in "$TMP"/m*.log; do
-            [ -f "$f" ] || continue
-            echo "----- last 40 lines of $(basename "$f") -----" >&2
-            tail -n 40 "$f" >&2
-        done
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
 trap cleanup EXIT
 trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "kubectl: $PASSED passed, 1 failed"' ERR
 
-for ip in 127.0.0.1 127.0.0.2 127.0.0.3; do
-    for port in $CPORT $PPORT $MPORT $APORT; do
-        if (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null; then
-            echo "port $ip:$port is taken; set PORT_BASE" >&2
-            exit 1
-        fi
-    done
-done
+require_free_ports "127.0.0.1 127.0.0.2 127.0.0.3" "$CPORT $PPORT $MPORT $APORT"
 
 start_master() {
     local i=$1 ip=127.0.0.$1

@@ -48,24 +48,9 @@ TMP=$(mktemp -d /tmp/skiff-python-client.XXXXXX)
 declare -A PID=()
 BG_PIDS=()
 
-cleanup() {
-    local rc=$?
-    set +e
-    local p
-    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    sleep 0.3
-    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    if [ "$rc" -ne 0 ]; then
-        local f
-        for f in "$TMP"/m*.log; do
-            [ -f "$f" ] || continue
-            echo "----- last 40 lines of $(basename "$f") -----" >&2
-            tail -n 40 "$f" >&2
-        done
-    fi
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
+PASSED=0
+# shellcheck source=tests/check.sh
+source "$(dirname "$0")/check.sh"
 trap cleanup EXIT
 trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "$SUITE: 0 passed, 1 failed"' ERR
 
@@ -75,14 +60,7 @@ die() {
     exit 1
 }
 
-for ip in 127.0.0.1 127.0.0.2 127.0.0.3; do
-    for port in $CPORT $PPORT $APORT; do
-        if (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null; then
-            echo "port $ip:$port is taken; set PORT_BASE" >&2
-            exit 1
-        fi
-    done
-done
+require_free_ports "127.0.0.1 127.0.0.2 127.0.0.3" "$CPORT $PPORT $APORT"
 
 start_master() {
     local i=$1 ip=127.0.0.$1

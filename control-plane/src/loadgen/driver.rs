@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::error::OpError;
-use super::pacing::{Bounds, Pacer};
 use super::recorder::Recorder;
 use super::worker::Worker;
+use raft_store::loadgen::pacing::{Bounds, Pacer};
 
 /// After a failed op a client pauses this long, so a dead cluster is not hammered in a tight
 /// loop (the run still ends at its bounds).

@@ -12,10 +12,8 @@
 //! Pure, unit-tested parts:
 //! - `objects`: names, paths and bodies of the objects written; list pages and their check.
 //! - `watch_event`: splitting a watch response into events and parsing them.
-//! - `watch_check`: did a watcher see every acknowledged write, in order.
 //! - `kubeconfig`: the current context's server, CA and client credentials.
 //! - `endpoint`: API server URLs, round-robin spread.
-//! - `pacing`: open-loop schedule for a target rate; run bounds.
 //! - `op_kind`, `config`, `error`, `recorder`, `report`: the vocabulary, inputs and outputs.
 //!
 //! IO at the edge:
@@ -27,6 +25,9 @@
 //! - `driver`: client tasks: counter, pacing, timeouts, recording.
 //! - `watch`: the watchers of the watch workload.
 //! - `runner`: a whole run, from the kubeconfig to the report.
+//!
+//! Pacing, run bounds and the watch completeness check are raft-store's
+//! (`raft_store::loadgen::{pacing, watch_check}`), shared with `skiff bench store`.
 
 mod config;
 mod conn;
@@ -37,14 +38,12 @@ mod kubeconfig;
 mod objects;
 mod op_kind;
 mod ops;
-mod pacing;
 mod populate;
 mod recorder;
 mod report;
 mod runner;
 mod tls;
 mod watch;
-mod watch_check;
 mod watch_event;
 mod worker;
 

@@ -32,7 +32,11 @@ pub async fn populate(
     cancel: &CancellationToken,
 ) -> Result<u64, LoadgenError> {
     let fail = |source: OpError| LoadgenError::Populate { objects, source };
-    let mut conn = dialer.conn(endpoints[0].clone());
+    let first = endpoints
+        .first()
+        .cloned()
+        .ok_or_else(|| LoadgenError::Config("no API endpoint".into()))?;
+    let mut conn = dialer.conn(first);
     let (names, _) = tokio::time::timeout(LIST_TIMEOUT, list_pods(&mut conn, ns))
         .await
         .map_err(|_| fail(OpError::Timeout(LIST_TIMEOUT)))?

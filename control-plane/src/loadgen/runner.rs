@@ -18,14 +18,14 @@ use super::kubeconfig;
 use super::objects::run_prefix;
 use super::op_kind::OpKind;
 use super::ops;
-use super::pacing::{Bounds, Pacer};
 use super::populate::populate;
 use super::recorder::Recorder;
 use super::report::{Measured, Report, WatchReport, MAX_LISTED_WATCHER_ERRORS};
 use super::tls;
 use super::watch::{self, WatchSpec};
-use super::watch_check::check_events;
 use super::worker::{Shared, Worker};
+use raft_store::loadgen::pacing::{Bounds, Pacer};
+use raft_store::loadgen::watch_check::check_events;
 
 /// After the writers stop, how long watchers may take to deliver the last events.
 const WATCH_GRACE: Duration = Duration::from_secs(10);
@@ -54,7 +54,11 @@ pub async fn run(mut cfg: Config, cancel: CancellationToken) -> Result<Report, L
         .collect::<Result<Vec<_>, _>>()?;
     let dialer = Dialer::new(tls::client_config(&creds, cfg.http2)?, creds.token.as_deref())?;
 
-    let mut setup = dialer.conn(endpoints[0].clone());
+    let first = endpoints
+        .first()
+        .cloned()
+        .ok_or_else(|| LoadgenError::Config("no API endpoint".into()))?;
+    let mut setup = dialer.conn(first);
     let ns_err = |source| LoadgenError::Namespace {
         namespace: cfg.namespace.clone(),
         source,

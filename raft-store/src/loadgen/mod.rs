@@ -32,13 +32,13 @@ mod keys;
 mod mix;
 mod op_kind;
 mod ops;
-mod pacing;
+pub mod pacing;
 mod populate;
 mod recorder;
 mod report;
 mod runner;
 mod watch;
-mod watch_check;
+pub mod watch_check;
 mod worker;
 
 pub use config::{Config, Workload, DEFAULT_TOTAL, LIST_PAGE};
