@@ -29,6 +29,8 @@ PACKAGES = {
     "k8s.io.api.events.v1": (API, "events/v1", "events/v1", "events.k8s.io/v1"),
     "k8s.io.api.rbac.v1": (API, "rbac/v1", "rbac/v1", "rbac.authorization.k8s.io/v1"),
     "k8s.io.api.policy.v1": (API, "policy/v1", "policy/v1", "policy/v1"),
+    "k8s.io.api.authorization.v1": (API, "authorization/v1", "authorization/v1", "authorization.k8s.io/v1"),
+    "k8s.io.api.authentication.v1": (API, "authentication/v1", "authentication/v1", "authentication.k8s.io/v1"),
     "k8s.io.apimachinery.pkg.apis.meta.v1": (MACHINERY, "pkg/apis/meta/v1", "meta/v1", None),
 }
 
@@ -48,7 +50,7 @@ SCALAR = {"string": "Str", "bytes": "Bytes", "bool": "Bool", "int32": "I32", "in
 ROOTS = {
     "k8s.io.api.core.v1": [
         "Namespace", "Pod", "Node", "Service", "Endpoints", "ConfigMap", "Secret", "ServiceAccount",
-        "Event", "Binding", "PodTemplate", "PodTemplateSpec",
+        "Event", "Binding", "PodTemplate", "PodTemplateSpec", "LimitRange", "ResourceQuota",
     ],
     "k8s.io.api.apps.v1": ["Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"],
     "k8s.io.api.autoscaling.v1": ["Scale"],
@@ -57,6 +59,9 @@ ROOTS = {
     "k8s.io.api.events.v1": ["Event"],
     "k8s.io.api.rbac.v1": ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"],
     "k8s.io.api.policy.v1": ["Eviction"],
+    "k8s.io.api.authorization.v1": ["SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
+                                    "SelfSubjectRulesReview"],
+    "k8s.io.api.authentication.v1": ["SelfSubjectReview", "TokenRequest"],
     "k8s.io.apimachinery.pkg.apis.meta.v1": ["DeleteOptions", "Status", "ListOptions", "GetOptions",
                                              "CreateOptions", "UpdateOptions", "PatchOptions", "List"],
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, builds, runs unit and multi-process tests,
-# then drives stock etcdctl and kubectl against 3-master skiff clusters.
+# then drives stock etcdctl and kubectl against 3-master skiff clusters (API, Python client,
+# RBAC and admission).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build-essential libclang-dev clang protobuf-compiler pkg-config etcd-client etcd-server
@@ -12,6 +13,7 @@ cargo test --release --locked --workspace -- --test-threads=2
 bash tests/etcdctl.sh
 bash tests/kubectl.sh
 bash tests/python-client.sh
+bash tests/rbac.sh
 cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss
 # Smoke run of the skiff-vs-etcd benchmark: checks that it works, asserts no times.
 QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh

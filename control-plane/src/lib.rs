@@ -15,6 +15,10 @@
 //! - `meta`, `defaults`, `validate`, `typed`: the object pipeline, pure functions.
 //! - `selector`: label and field selectors. `patch`: JSON, merge and strategic merge patches.
 //! - `discovery`, `openapi`, `table`: what kubectl reads besides objects.
+//! - `auth/`: authorization (RBAC over a watch-fed cache, impersonation, access reviews).
+//! - `admission/`: the admission chain (namespace lifecycle, tolerations, limits, quota, pod
+//!   security).
+//! - `informer`: watch-fed local copies of a resource.
 //! - `pki`, `tls`: the cluster CA, certificates, kubeconfigs, HTTPS serving and authentication.
 //! - `server`: start-up on a master (CA adoption, system namespaces, serving).
 //! - `error`: `metav1.Status` errors.
@@ -23,10 +27,13 @@
 // failed request, so its size costs nothing that matters, and boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod informer;
 pub mod loadgen;
 pub mod meta;
 pub mod openapi;

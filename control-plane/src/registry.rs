@@ -210,6 +210,30 @@ pub static RESOURCES: &[Resource] = &[
         "/registry/events"
     ),
     res!(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        "limitrange",
+        true,
+        &["limits"],
+        NONE,
+        NONE,
+        "/registry/limitranges"
+    ),
+    res!(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        "resourcequota",
+        true,
+        &["quota"],
+        NONE,
+        &["status"],
+        "/registry/resourcequotas"
+    ),
+    res!(
         "apps",
         "v1",
         "Deployment",

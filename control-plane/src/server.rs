@@ -1,6 +1,7 @@
 //! Starting the API server on a master: wait for the store, adopt the cluster CA (the first
 //! master to get there creates it and shares it through the store), issue this master's serving
-//! certificate and the admin kubeconfig, create the system namespaces, then serve HTTPS.
+//! certificate and the admin kubeconfig, create the system namespaces and the bootstrap RBAC
+//! policy, fill the RBAC cache, then serve HTTPS.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,15 +9,19 @@ use std::time::Duration;
 
 use raft_store::StoreHandle;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::auth;
 use crate::error::ApiError;
 use crate::pki::{self, CaBundle};
 use crate::registry;
 use crate::storage::Storage;
 use crate::tls;
+
+/// How often quota usage is recomputed from the objects (gives back what deletes freed).
+const QUOTA_RESYNC: Duration = Duration::from_secs(2);
 
 /// Store key of the cluster CA.
 pub const CA_KEY: &str = "/registry/skiff/pki/ca";
@@ -135,20 +140,38 @@ async fn wait_for_store(storage: &Storage, shutdown: &CancellationToken) -> Resu
     }
 }
 
-async fn create_system_namespaces(storage: &Storage) -> Result<(), ApiError> {
-    let res = registry::namespaces();
+/// Creates `obj` unless an object of that name exists (whoever created it, a peer master or an
+/// operator, wins: bootstrap objects are never overwritten).
+async fn ensure(storage: &Storage, res: &'static registry::Resource, mut obj: Value) -> Result<(), ApiError> {
+    let name = crate::meta::name(&obj).unwrap_or_default().to_string();
+    if storage.get(res, None, &name, false).await?.is_some() {
+        return Ok(());
+    }
+    crate::meta::prepare_create(&mut obj, res, None)?;
+    crate::defaults::apply(res, &mut obj, true);
+    match storage.create(res, None, &name, &obj).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The system namespaces and Kubernetes' bootstrap RBAC policy.
+async fn bootstrap(storage: &Storage) -> Result<(), ApiError> {
     for ns in registry::SYSTEM_NAMESPACES {
-        if storage.get(res, None, ns, false).await?.is_some() {
-            continue;
-        }
-        let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        crate::meta::prepare_create(&mut obj, res, None)?;
-        crate::defaults::apply(res, &mut obj, true);
-        match storage.create(res, None, ns, &obj).await {
-            Ok(_) => {}
-            Err(e) if e.code == 409 => {}
-            Err(e) => return Err(e),
-        }
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        ensure(storage, registry::namespaces(), obj).await?;
+    }
+    let rbac = |plural| {
+        registry::lookup("rbac.authorization.k8s.io", "v1", plural)
+            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+    };
+    let (roles, bindings) = (rbac("clusterroles")?, rbac("clusterrolebindings")?);
+    for obj in auth::bootstrap::cluster_roles() {
+        ensure(storage, roles, obj).await?;
+    }
+    for obj in auth::bootstrap::cluster_role_bindings() {
+        ensure(storage, bindings, obj).await?;
     }
     Ok(())
 }
@@ -192,9 +215,16 @@ pub async fn start(
     );
     write_file(&cfg.data_dir.join("admin.kubeconfig"), &kubeconfig, true)?;
 
-    while let Err(e) = create_system_namespaces(&storage).await {
+    let rbac = auth::Rbac::start(&storage, &shutdown);
+    let admission = crate::admission::Admission::start(&storage, &shutdown);
+    tokio::spawn(crate::admission::run_quota_resync(
+        storage.clone(),
+        QUOTA_RESYNC,
+        shutdown.clone(),
+    ));
+    while let Err(e) = bootstrap(&storage).await {
         // Retryable (an election, a lost quorum): keep trying until shutdown.
-        tracing::warn!(error = %e, "creating the system namespaces; retrying");
+        tracing::warn!(error = %e, "creating the system namespaces and RBAC policy; retrying");
         tokio::select! {
             _ = shutdown.cancelled() => return Err(ServerError::StoreNotReady(Duration::ZERO, "shutting down".into())),
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -212,7 +242,20 @@ pub async fn start(
             addr: cfg.listen.clone(),
             source,
         })?;
+    // Serve only once the RBAC cache holds the policy: until then every request would be a 403.
+    loop {
+        let rev = storage.revision();
+        if rbac.wait_for(rev, Duration::from_secs(10)).await && admission.wait_for(rev, Duration::from_secs(10)).await {
+            break;
+        }
+        if shutdown.is_cancelled() {
+            return Err(ServerError::StoreNotReady(Duration::ZERO, "shutting down".into()));
+        }
+        tracing::warn!("API server waiting for the RBAC and admission caches");
+    }
     let state = Arc::new(ApiState {
+        authz: auth::Authorizer { rbac },
+        admission,
         storage,
         advertise: cfg.advertise.clone(),
         metrics: Default::default(),

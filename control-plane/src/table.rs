@@ -420,6 +420,7 @@ fn printer(group: &str, plural: &str) -> (&'static [Column], Cells) {
         ("coordination.k8s.io", "leases") => (LEASE, cells::lease),
         ("discovery.k8s.io", "endpointslices") => (ENDPOINTSLICE, cells::endpointslice),
         ("rbac.authorization.k8s.io", "roles" | "clusterroles") => (ROLE, cells::created_at),
+        ("", "limitranges") => (ROLE, cells::created_at),
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => (ROLEBINDING, cells::rolebinding),
         _ => (&[NAME, AGE], cells::default),
     }

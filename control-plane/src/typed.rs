@@ -28,6 +28,8 @@ pub fn normalize(res: &Resource, obj: &Value) -> ApiResult<(Value, Vec<String>)>
         ("", "Secret") => roundtrip::<core::v1::Secret>(obj),
         ("", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(obj),
         ("", "Event") => roundtrip::<core::v1::Event>(obj),
+        ("", "LimitRange") => roundtrip::<core::v1::LimitRange>(obj),
+        ("", "ResourceQuota") => roundtrip::<core::v1::ResourceQuota>(obj),
         ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(obj),
         ("apps", "ReplicaSet") => roundtrip::<apps::v1::ReplicaSet>(obj),
         ("apps", "DaemonSet") => roundtrip::<apps::v1::DaemonSet>(obj),

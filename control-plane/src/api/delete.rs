@@ -115,6 +115,15 @@ async fn delete_one(
             ));
         }
     }
+    if t.res.kind == "Namespace" && t.res.group.is_empty() && crate::registry::SYSTEM_NAMESPACES.contains(&name) {
+        // NamespaceLifecycle: the namespaces every cluster has are immortal.
+        return Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+        )
+        .about("", "namespaces", name));
+    }
     let mut marked = current.obj.clone();
     let finalizers = meta::finalizers(&marked);
     let bound_pod = t.res.kind == "Pod"
@@ -146,6 +155,12 @@ async fn delete_one(
             }
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
+        if t.res.kind == "Namespace" && t.res.group.is_empty() {
+            // What `kubectl get ns` shows, and what NamespaceLifecycle refuses creates for.
+            if let Some(st) = marked.get_mut("status").and_then(Value::as_object_mut) {
+                st.insert("phase".into(), json!("Terminating"));
+            }
+        }
         if opts.dry_run {
             return Ok((
                 StatusCode::ACCEPTED,
@@ -168,14 +183,6 @@ async fn delete_one(
         return Ok((StatusCode::OK, for_response(t.res, &current)));
     }
     if t.res.kind == "Namespace" && t.res.group.is_empty() {
-        if crate::registry::SYSTEM_NAMESPACES.contains(&name) {
-            return Err(ApiError::new(
-                403,
-                "Forbidden",
-                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
-            )
-            .about("", "namespaces", name));
-        }
         st.storage.delete_namespace_tree(name, current.rv).await?;
     } else {
         st.storage

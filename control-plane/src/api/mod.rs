@@ -22,7 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::Value;
 
+use crate::auth::review::Review;
+use crate::auth::{self, attributes, impersonate, Authorizer};
 use crate::error::{ApiError, ApiResult};
+use crate::pki::UserInfo;
 use crate::storage::Storage;
 use crate::tls::Authn;
 use crate::{discovery, openapi};
@@ -34,6 +37,8 @@ pub struct ApiState {
     /// host:port clients reach this server at (for /api's serverAddressByClientCIDRs).
     pub advertise: String,
     pub metrics: metrics::Metrics,
+    pub authz: Authorizer,
+    pub admission: crate::admission::Admission,
     /// Cancelled on shutdown: watches end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -54,8 +59,12 @@ async fn handle(
     let body = req.into_body();
     let path = uri.path().to_string();
     let (resp, verb, resource) = match authn.and_then(|a| a.0) {
-        None if !is_public(&path) => (ApiError::unauthorized().into_response(), "", String::new()),
-        _ => route(&st, &method, &uri, &headers, body).await,
+        None if is_public(&path) => route(&st, &method, &uri, &headers, body, &anonymous()).await,
+        None => (ApiError::unauthorized().into_response(), "", String::new()),
+        Some(real) => match authorize(&st, &method, &uri, &headers, real).await {
+            Ok(user) => route(&st, &method, &uri, &headers, body, &user).await,
+            Err(e) => (e.into_response(), "", String::new()),
+        },
     };
     st.metrics.observe(
         verb,
@@ -70,6 +79,40 @@ async fn handle(
 /// Paths anonymous clients may read, as Kubernetes' system:public-info-viewer allows.
 fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+}
+
+fn anonymous() -> UserInfo {
+    UserInfo {
+        name: "system:anonymous".to_string(),
+        groups: vec!["system:unauthenticated".to_string()],
+        uid: String::new(),
+    }
+}
+
+/// Impersonation, then RBAC: the identity the request acts as, or the 400/403 that stops it.
+async fn authorize(
+    st: &Arc<ApiState>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    real: UserInfo,
+) -> ApiResult<UserInfo> {
+    // Writes this master applied before the request arrived must count (see Authorizer).
+    let applied = st.storage.revision();
+    let user = impersonate::resolve(&st.authz, real, headers, applied).await?;
+    let rbac_user = auth::user_of(&user);
+    let path = uri.path();
+    let attrs = match (Review::parse(path), request::parse_path(path)) {
+        (Some(r), _) => r.attributes(&rbac_user),
+        (None, Ok(Some(t))) => {
+            let watch = Query::parse(uri.query()).map(|q| q.flag("watch")).unwrap_or(false);
+            attributes::for_target(&rbac_user, method, &t, watch)
+        }
+        // Unknown resources get their 404 from the router once the path itself is allowed.
+        (None, _) => attributes::for_path(&rbac_user, method, path),
+    };
+    st.authz.authorize(&attrs, applied).await?;
+    Ok(user)
 }
 
 fn ok_json(v: &Value) -> Response {
@@ -92,8 +135,20 @@ async fn route(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    user: &UserInfo,
 ) -> (Response, &'static str, String) {
     let path = uri.path();
+    if let Some(r) = Review::parse(path) {
+        let resp = match *method {
+            Method::POST => review(st, &r, headers, body, user).await,
+            _ => Err(ApiError::method_not_allowed(method.as_str())),
+        };
+        return (
+            resp.unwrap_or_else(IntoResponse::into_response),
+            "create",
+            r.kind.plural().to_string(),
+        );
+    }
     let accept = body::accept(headers);
     let aggregated = accept.contains("as=APIGroupDiscoveryList");
     let simple = |r: Response| (r, "get", String::new());
@@ -144,7 +199,7 @@ async fn route(
         Ok(q) => q,
         Err(e) => return (e.into_response(), "", resource),
     };
-    let (verb, result) = dispatch(st, method, &target, &query, headers, body).await;
+    let (verb, result) = dispatch(st, method, &target, &query, headers, body, user).await;
     let resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -155,6 +210,19 @@ async fn route(
         }
     };
     (resp, verb, resource)
+}
+
+async fn review(
+    st: &Arc<ApiState>,
+    r: &Review,
+    headers: &HeaderMap,
+    body: Body,
+    user: &UserInfo,
+) -> ApiResult<Response> {
+    let bytes = body::read(body).await?;
+    let obj = body::decode_object(headers, &bytes)?;
+    let out = auth::review::run(&st.authz, r, user, &obj, st.storage.revision()).await?;
+    Ok(body::json(StatusCode::CREATED, &out, &[]))
 }
 
 fn aggregated_response(v: Value) -> Response {
@@ -191,6 +259,7 @@ async fn dispatch(
     q: &Query,
     headers: &HeaderMap,
     body: Body,
+    user: &UserInfo,
 ) -> (&'static str, ApiResult<Response>) {
     let sub = t.subresource.as_deref();
     match (method.as_str(), &t.name, sub) {
@@ -199,11 +268,11 @@ async fn dispatch(
         ("GET", Some(_), Some("scale")) => ("get", subresource::get_scale(st, t).await),
         ("GET" | "POST", Some(_), Some("log" | "exec")) => ("get", subresource::node_only(st, t).await),
         ("GET", Some(_), _) => ("get", read::get(st, t, q, headers).await),
-        ("POST", None, None) => ("create", write::create(st, t, q, headers, body).await),
+        ("POST", None, None) => ("create", write::create(st, t, q, headers, body, user).await),
         ("POST", Some(_), Some("binding")) => ("create", subresource::bind(st, t, q, headers, body).await),
-        ("PUT", Some(_), Some("scale")) => ("update", subresource::put_scale(st, t, q, headers, body).await),
-        ("PUT", Some(_), _) => ("update", write::update(st, t, q, headers, body).await),
-        ("PATCH", Some(_), _) => ("patch", write::patch(st, t, q, headers, body).await),
+        ("PUT", Some(_), Some("scale")) => ("update", subresource::put_scale(st, t, q, headers, body, user).await),
+        ("PUT", Some(_), _) => ("update", write::update(st, t, q, headers, body, user).await),
+        ("PATCH", Some(_), _) => ("patch", write::patch(st, t, q, headers, body, user).await),
         ("DELETE", Some(_), None) => ("delete", delete::delete(st, t, q, headers, body).await),
         ("DELETE", None, None) => (
             "deletecollection",

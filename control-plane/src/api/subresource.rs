@@ -16,6 +16,7 @@ use super::request::{Query, Target};
 use super::write::update_object;
 use super::ApiState;
 use crate::error::{ApiError, ApiResult};
+use crate::pki::UserInfo;
 use crate::storage::Stored;
 use crate::{meta, patch};
 
@@ -72,6 +73,7 @@ async fn set_replicas(
     q: &Query,
     current: &Stored,
     replicas: i64,
+    user: &UserInfo,
 ) -> ApiResult<Response> {
     if replicas < 0 {
         return Err(ApiError::invalid(
@@ -91,7 +93,7 @@ async fn set_replicas(
         subresource: None,
         ..t.clone()
     };
-    let (updated, _) = update_object(st, &main, q, obj, current, "Update").await?;
+    let (updated, _) = update_object(st, &main, q, obj, current, "Update", user).await?;
     let rv =
         meta::parse_rv(updated.pointer("/metadata/resourceVersion").and_then(Value::as_str))?.unwrap_or(current.rv);
     Ok(body::json(
@@ -107,6 +109,7 @@ pub async fn put_scale(
     q: &Query,
     headers: &HeaderMap,
     body: Body,
+    user: &UserInfo,
 ) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let scale = body::decode_object(headers, &bytes)?;
@@ -121,10 +124,17 @@ pub async fn put_scale(
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))?;
-    set_replicas(st, t, q, &current, replicas).await
+    set_replicas(st, t, q, &current, replicas, user).await
 }
 
-pub async fn patch_scale(st: &Arc<ApiState>, t: &Target, q: &Query, ct: &str, bytes: &[u8]) -> ApiResult<Response> {
+pub async fn patch_scale(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    ct: &str,
+    bytes: &[u8],
+    user: &UserInfo,
+) -> ApiResult<Response> {
     let name = t.name.as_deref().unwrap_or("");
     let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
     let doc = clean(scale_of(t, &current));
@@ -139,7 +149,7 @@ pub async fn patch_scale(st: &Arc<ApiState>, t: &Target, q: &Query, ct: &str, by
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))?;
-    set_replicas(st, t, q, &current, replicas).await
+    set_replicas(st, t, q, &current, replicas, user).await
 }
 
 /// POST pods/<name>/binding: sets spec.nodeName once (409 when already bound).

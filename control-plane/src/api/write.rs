@@ -1,6 +1,7 @@
 //! Create (POST), update (PUT) and patch (PATCH, all four patch types). Each runs the same
 //! pipeline: decode through the Kubernetes type (fieldValidation), server-owned metadata,
-//! defaults, validation, admission (the namespace must exist), then one store txn. `dryRun=All`
+//! defaults, admission (mutating plugins), validation, RBAC escalation checks, quota, then one
+//! store txn. `dryRun=All`
 //! stops before the txn.
 
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use super::body;
 use super::request::{FieldValidation, Query, Target};
 use super::ApiState;
 use crate::error::{ApiError, ApiResult};
+use crate::pki::UserInfo;
 use crate::storage::{for_response, Stored};
-use crate::{defaults, meta, patch, typed, validate};
+use crate::{admission, defaults, meta, patch, typed, validate};
 
 /// How many times a patch or an unconditional update retries after losing a race.
 const RETRIES: usize = 8;
@@ -74,27 +76,52 @@ fn record_manager(obj: &mut Value, q: &Query, operation: &str, api_version: &str
     }
 }
 
-pub async fn create(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn create(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Body,
+    user: &UserInfo,
+) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let obj = body::decode_object(headers, &bytes)?;
-    let (obj, warnings) = create_object(st, t, q, obj).await?;
+    let (obj, warnings) = create_object(st, t, q, obj, user).await?;
     Ok(body::json(StatusCode::CREATED, &obj, &warnings))
 }
 
 /// The create pipeline; also used by server-side apply of a new object.
-pub async fn create_object(st: &Arc<ApiState>, t: &Target, q: &Query, obj: Value) -> ApiResult<(Value, Vec<String>)> {
+pub async fn create_object(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    obj: Value,
+    user: &UserInfo,
+) -> ApiResult<(Value, Vec<String>)> {
     let dry_run = q.dry_run()?;
-    let (mut obj, warnings) = decode_typed(t, q, &obj)?;
+    let (mut obj, mut warnings) = decode_typed(t, q, &obj)?;
     meta::prepare_create(&mut obj, t.res, t.namespace.as_deref())?;
     defaults::apply(t.res, &mut obj, true);
-    validate::validate(t.res, &obj)?;
-    record_manager(&mut obj, q, "Update", &t.res.api_version(), None);
     let name = meta::name(&obj).unwrap_or_default().to_string();
     let ns = if t.res.namespaced {
         meta::namespace(&obj).map(String::from)
     } else {
         None
     };
+    let adm = admission::Request {
+        res: t.res,
+        subresource: None,
+        namespace: ns.as_deref(),
+        name: &name,
+        dry_run,
+    };
+    warnings.extend(st.admission.admit_create(&adm, &mut obj)?);
+    validate::validate(t.res, &obj)?;
+    st.authz
+        .check_escalation(user, t.res, &obj, st.storage.revision())
+        .await?;
+    st.admission.charge(&st.storage, &adm, &obj, None).await?;
+    record_manager(&mut obj, q, "Update", &t.res.api_version(), None);
     if t.res.kind == "Service" && t.res.group.is_empty() {
         super::subresource::allocate_cluster_ip(st, &mut obj, dry_run).await?;
     }
@@ -108,7 +135,14 @@ pub async fn create_object(st: &Arc<ApiState>, t: &Target, q: &Query, obj: Value
     Ok((for_response(t.res, &stored), warnings))
 }
 
-pub async fn update(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn update(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Body,
+    user: &UserInfo,
+) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let obj = body::decode_object(headers, &bytes)?;
     let name = t.name.as_deref().unwrap_or("");
@@ -126,7 +160,7 @@ pub async fn update(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderM
             Some(c) => c,
             None if t.subresource.is_none() && t.res.kind != "Pod" => {
                 // PUT of a missing object creates it, as Kubernetes allows for most types.
-                let (created, warnings) = create_object(st, t, q, obj).await?;
+                let (created, warnings) = create_object(st, t, q, obj, user).await?;
                 return Ok(body::json(StatusCode::CREATED, &created, &warnings));
             }
             None => return Err(ApiError::not_found(t.res.group, t.res.plural, name)),
@@ -136,7 +170,7 @@ pub async fn update(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderM
                 return Err(ApiError::stale(t.res.group, t.res.plural, name));
             }
         }
-        match update_object(st, t, q, obj.clone(), &current, "Update").await {
+        match update_object(st, t, q, obj.clone(), &current, "Update", user).await {
             Err(e) if e.code == 409 && e.reason == "Conflict" && expected.is_none() => continue,
             Ok((o, w)) => return Ok(body::json(StatusCode::OK, &o, &w)),
             Err(e) => return Err(e),
@@ -155,6 +189,7 @@ pub async fn update_object(
     new: Value,
     current: &Stored,
     operation: &str,
+    user: &UserInfo,
 ) -> ApiResult<(Value, Vec<String>)> {
     let dry_run = q.dry_run()?;
     let name = t.name.as_deref().unwrap_or("");
@@ -163,15 +198,27 @@ pub async fn update_object(
     if t.res.has_subresource("status") {
         meta::merge_status(&mut new, &current.obj, through_status);
     }
-    let (mut new, warnings) = decode_typed(t, q, &new)?;
+    let (mut new, mut warnings) = decode_typed(t, q, &new)?;
     meta::prepare_update(&mut new, &current.obj, t.res)?;
     defaults::apply(t.res, &mut new, false);
+    let adm = admission::Request {
+        res: t.res,
+        subresource: t.subresource.as_deref(),
+        namespace: t.namespace.as_deref(),
+        name,
+        dry_run,
+    };
+    warnings.extend(st.admission.admit_update(&adm, &mut new)?);
     validate::validate(t.res, &new)?;
     validate::validate_update(t.res, &new, &current.obj)?;
     if strip_rv(&new) == strip_rv(&current.obj) {
         // A no-op update writes nothing and keeps the resourceVersion, as Kubernetes does.
         return Ok((for_response(t.res, current), warnings));
     }
+    st.authz
+        .check_escalation(user, t.res, &new, st.storage.revision())
+        .await?;
+    st.admission.charge(&st.storage, &adm, &new, Some(&current.obj)).await?;
     record_manager(&mut new, q, operation, &t.res.api_version(), t.subresource.as_deref());
     if dry_run {
         return Ok((
@@ -217,11 +264,18 @@ fn strip_rv(v: &Value) -> Value {
     v
 }
 
-pub async fn patch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn patch(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Body,
+    user: &UserInfo,
+) -> ApiResult<Response> {
     let ct = body::content_type(headers);
     let bytes = body::read(body).await?;
     if t.subresource.as_deref() == Some("scale") {
-        return super::subresource::patch_scale(st, t, q, &ct, &bytes).await;
+        return super::subresource::patch_scale(st, t, q, &ct, &bytes, user).await;
     }
     let name = t.name.as_deref().unwrap_or("");
     let apply = ct == "application/apply-patch+yaml";
@@ -245,7 +299,7 @@ pub async fn patch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
             Some(c) => c,
             None => match &applied {
                 Some(v) if t.subresource.is_none() => {
-                    let (o, w) = create_object(st, t, q, v.clone()).await?;
+                    let (o, w) = create_object(st, t, q, v.clone(), user).await?;
                     return Ok(body::json(StatusCode::CREATED, &o, &w));
                 }
                 _ => return Err(ApiError::not_found(t.res.group, t.res.plural, name)),
@@ -274,7 +328,7 @@ pub async fn patch(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
             return Err(ApiError::stale(t.res.group, t.res.plural, name));
         }
         let op = if apply { "Apply" } else { "Update" };
-        match update_object(st, t, q, patched, &current, op).await {
+        match update_object(st, t, q, patched, &current, op, user).await {
             Err(e) if e.code == 409 && e.reason == "Conflict" => continue,
             Ok((o, w)) => return Ok(body::json(StatusCode::OK, &o, &w)),
             Err(e) => return Err(e),

@@ -291,6 +291,221 @@ pub(super) static APPS_V1_STATEFUL_SET_UPDATE_STRATEGY: Message = Message {
     ],
 };
 
+pub(super) static AUTHENTICATION_V1_BOUND_OBJECT_REFERENCE: Message = Message {
+    name: "authentication/v1.BoundObjectReference",
+    fields: &[
+        zero(1, "kind", Str),
+        zero(2, "apiVersion", Str),
+        zero(3, "name", Str),
+        zero(4, "uid", Str),
+    ],
+};
+
+pub(super) static AUTHENTICATION_V1_EXTRA_VALUE: Message = Message {
+    name: "authentication/v1.ExtraValue",
+    fields: &[
+        rep(1, "items", Str),
+    ],
+};
+
+pub(super) static AUTHENTICATION_V1_SELF_SUBJECT_REVIEW: Message = Message {
+    name: "authentication/v1.SelfSubjectReview",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "status", Msg(&AUTHENTICATION_V1_SELF_SUBJECT_REVIEW_STATUS)),
+    ],
+};
+
+pub(super) static AUTHENTICATION_V1_SELF_SUBJECT_REVIEW_STATUS: Message = Message {
+    name: "authentication/v1.SelfSubjectReviewStatus",
+    fields: &[
+        opt(1, "userInfo", Msg(&AUTHENTICATION_V1_USER_INFO)),
+    ],
+};
+
+pub(super) static AUTHENTICATION_V1_TOKEN_REQUEST: Message = Message {
+    name: "authentication/v1.TokenRequest",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "spec", Msg(&AUTHENTICATION_V1_TOKEN_REQUEST_SPEC)),
+        opt(3, "status", Msg(&AUTHENTICATION_V1_TOKEN_REQUEST_STATUS)),
+    ],
+};
+
+pub(super) static AUTHENTICATION_V1_TOKEN_REQUEST_SPEC: Message = Message {
+    name: "authentication/v1.TokenRequestSpec",
+    fields: &[
+        rep(1, "audiences", Str),
+        opt(3, "boundObjectRef", Msg(&AUTHENTICATION_V1_BOUND_OBJECT_REFERENCE)),
+        opt(4, "expirationSeconds", I64),
+    ],
+};
+
+pub(super) static AUTHENTICATION_V1_TOKEN_REQUEST_STATUS: Message = Message {
+    name: "authentication/v1.TokenRequestStatus",
+    fields: &[
+        opt(1, "token", Str),
+        opt(2, "expirationTimestamp", Time),
+    ],
+};
+
+pub(super) static AUTHENTICATION_V1_USER_INFO: Message = Message {
+    name: "authentication/v1.UserInfo",
+    fields: &[
+        zero(1, "username", Str),
+        zero(2, "uid", Str),
+        rep(3, "groups", Str),
+        map(4, "extra", Msg(&AUTHENTICATION_V1_EXTRA_VALUE)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_EXTRA_VALUE: Message = Message {
+    name: "authorization/v1.ExtraValue",
+    fields: &[
+        rep(1, "items", Str),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES: Message = Message {
+    name: "authorization/v1.FieldSelectorAttributes",
+    fields: &[
+        zero(1, "rawSelector", Str),
+        rep(2, "requirements", Msg(&META_V1_FIELD_SELECTOR_REQUIREMENT)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES: Message = Message {
+    name: "authorization/v1.LabelSelectorAttributes",
+    fields: &[
+        zero(1, "rawSelector", Str),
+        rep(2, "requirements", Msg(&META_V1_LABEL_SELECTOR_REQUIREMENT)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_LOCAL_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "authorization/v1.LocalSubjectAccessReview",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "spec", Msg(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_SPEC)),
+        opt(3, "status", Msg(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "authorization/v1.NonResourceAttributes",
+    fields: &[
+        zero(1, "path", Str),
+        zero(2, "verb", Str),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_NON_RESOURCE_RULE: Message = Message {
+    name: "authorization/v1.NonResourceRule",
+    fields: &[
+        rep(1, "verbs", Str),
+        rep(2, "nonResourceURLs", Str),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "authorization/v1.ResourceAttributes",
+    fields: &[
+        zero(1, "namespace", Str),
+        zero(2, "verb", Str),
+        zero(3, "group", Str),
+        zero(4, "version", Str),
+        zero(5, "resource", Str),
+        zero(6, "subresource", Str),
+        zero(7, "name", Str),
+        opt(8, "fieldSelector", Msg(&AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES)),
+        opt(9, "labelSelector", Msg(&AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_RESOURCE_RULE: Message = Message {
+    name: "authorization/v1.ResourceRule",
+    fields: &[
+        rep(1, "verbs", Str),
+        rep(2, "apiGroups", Str),
+        rep(3, "resources", Str),
+        rep(4, "resourceNames", Str),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "authorization/v1.SelfSubjectAccessReview",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "spec", Msg(&AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
+        opt(3, "status", Msg(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "authorization/v1.SelfSubjectAccessReviewSpec",
+    fields: &[
+        opt(1, "resourceAttributes", Msg(&AUTHORIZATION_V1_RESOURCE_ATTRIBUTES)),
+        opt(2, "nonResourceAttributes", Msg(&AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW: Message = Message {
+    name: "authorization/v1.SelfSubjectRulesReview",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "spec", Msg(&AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW_SPEC)),
+        opt(3, "status", Msg(&AUTHORIZATION_V1_SUBJECT_RULES_REVIEW_STATUS)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message {
+    name: "authorization/v1.SelfSubjectRulesReviewSpec",
+    fields: &[
+        zero(1, "namespace", Str),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "authorization/v1.SubjectAccessReview",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "spec", Msg(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_SPEC)),
+        opt(3, "status", Msg(&AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS)),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "authorization/v1.SubjectAccessReviewSpec",
+    fields: &[
+        opt(1, "resourceAttributes", Msg(&AUTHORIZATION_V1_RESOURCE_ATTRIBUTES)),
+        opt(2, "nonResourceAttributes", Msg(&AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES)),
+        zero(3, "user", Str),
+        rep(4, "groups", Str),
+        map(5, "extra", Msg(&AUTHORIZATION_V1_EXTRA_VALUE)),
+        zero(6, "uid", Str),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW_STATUS: Message = Message {
+    name: "authorization/v1.SubjectAccessReviewStatus",
+    fields: &[
+        opt(1, "allowed", Bool),
+        zero(2, "reason", Str),
+        zero(3, "evaluationError", Str),
+        zero(4, "denied", Bool),
+    ],
+};
+
+pub(super) static AUTHORIZATION_V1_SUBJECT_RULES_REVIEW_STATUS: Message = Message {
+    name: "authorization/v1.SubjectRulesReviewStatus",
+    fields: &[
+        rep(1, "resourceRules", Msg(&AUTHORIZATION_V1_RESOURCE_RULE)),
+        rep(2, "nonResourceRules", Msg(&AUTHORIZATION_V1_NON_RESOURCE_RULE)),
+        opt(3, "incomplete", Bool),
+        zero(4, "evaluationError", Str),
+    ],
+};
+
 pub(super) static AUTOSCALING_V1_SCALE: Message = Message {
     name: "autoscaling/v1.Scale",
     fields: &[
@@ -1023,6 +1238,41 @@ pub(super) static CORE_V1_LIFECYCLE_HANDLER: Message = Message {
     ],
 };
 
+pub(super) static CORE_V1_LIMIT_RANGE: Message = Message {
+    name: "core/v1.LimitRange",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "spec", Msg(&CORE_V1_LIMIT_RANGE_SPEC)),
+    ],
+};
+
+pub(super) static CORE_V1_LIMIT_RANGE_ITEM: Message = Message {
+    name: "core/v1.LimitRangeItem",
+    fields: &[
+        opt(1, "type", Str),
+        map(2, "max", Quantity),
+        map(3, "min", Quantity),
+        map(4, "default", Quantity),
+        map(5, "defaultRequest", Quantity),
+        map(6, "maxLimitRequestRatio", Quantity),
+    ],
+};
+
+pub(super) static CORE_V1_LIMIT_RANGE_LIST: Message = Message {
+    name: "core/v1.LimitRangeList",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_LIST_META)),
+        rep(2, "items", Msg(&CORE_V1_LIMIT_RANGE)),
+    ],
+};
+
+pub(super) static CORE_V1_LIMIT_RANGE_SPEC: Message = Message {
+    name: "core/v1.LimitRangeSpec",
+    fields: &[
+        rep(1, "limits", Msg(&CORE_V1_LIMIT_RANGE_ITEM)),
+    ],
+};
+
 pub(super) static CORE_V1_LINUX_CONTAINER_USER: Message = Message {
     name: "core/v1.LinuxContainerUser",
     fields: &[
@@ -1713,6 +1963,40 @@ pub(super) static CORE_V1_RESOURCE_HEALTH: Message = Message {
     ],
 };
 
+pub(super) static CORE_V1_RESOURCE_QUOTA: Message = Message {
+    name: "core/v1.ResourceQuota",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "spec", Msg(&CORE_V1_RESOURCE_QUOTA_SPEC)),
+        opt(3, "status", Msg(&CORE_V1_RESOURCE_QUOTA_STATUS)),
+    ],
+};
+
+pub(super) static CORE_V1_RESOURCE_QUOTA_LIST: Message = Message {
+    name: "core/v1.ResourceQuotaList",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_LIST_META)),
+        rep(2, "items", Msg(&CORE_V1_RESOURCE_QUOTA)),
+    ],
+};
+
+pub(super) static CORE_V1_RESOURCE_QUOTA_SPEC: Message = Message {
+    name: "core/v1.ResourceQuotaSpec",
+    fields: &[
+        map(1, "hard", Quantity),
+        rep(2, "scopes", Str),
+        opt(3, "scopeSelector", Msg(&CORE_V1_SCOPE_SELECTOR)),
+    ],
+};
+
+pub(super) static CORE_V1_RESOURCE_QUOTA_STATUS: Message = Message {
+    name: "core/v1.ResourceQuotaStatus",
+    fields: &[
+        map(1, "hard", Quantity),
+        map(2, "used", Quantity),
+    ],
+};
+
 pub(super) static CORE_V1_RESOURCE_REQUIREMENTS: Message = Message {
     name: "core/v1.ResourceRequirements",
     fields: &[
@@ -1743,6 +2027,22 @@ pub(super) static CORE_V1_SCALE_IO_VOLUME_SOURCE: Message = Message {
         zero(8, "volumeName", Str),
         zero(9, "fsType", Str),
         zero(10, "readOnly", Bool),
+    ],
+};
+
+pub(super) static CORE_V1_SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Message = Message {
+    name: "core/v1.ScopedResourceSelectorRequirement",
+    fields: &[
+        opt(1, "scopeName", Str),
+        opt(2, "operator", Str),
+        rep(3, "values", Str),
+    ],
+};
+
+pub(super) static CORE_V1_SCOPE_SELECTOR: Message = Message {
+    name: "core/v1.ScopeSelector",
+    fields: &[
+        rep(1, "matchExpressions", Msg(&CORE_V1_SCOPED_RESOURCE_SELECTOR_REQUIREMENT)),
     ],
 };
 
@@ -2279,6 +2579,15 @@ pub(super) static META_V1_DELETE_OPTIONS: Message = Message {
     ],
 };
 
+pub(super) static META_V1_FIELD_SELECTOR_REQUIREMENT: Message = Message {
+    name: "meta/v1.FieldSelectorRequirement",
+    fields: &[
+        opt(1, "key", Str),
+        opt(2, "operator", Str),
+        rep(3, "values", Str),
+    ],
+};
+
 pub(super) static META_V1_GET_OPTIONS: Message = Message {
     name: "meta/v1.GetOptions",
     fields: &[
@@ -2565,6 +2874,12 @@ pub(super) static KINDS: &[(&str, &str, &Message)] = &[
     ("apps/v1", "ReplicaSetList", &APPS_V1_REPLICA_SET_LIST),
     ("apps/v1", "StatefulSet", &APPS_V1_STATEFUL_SET),
     ("apps/v1", "StatefulSetList", &APPS_V1_STATEFUL_SET_LIST),
+    ("authentication.k8s.io/v1", "SelfSubjectReview", &AUTHENTICATION_V1_SELF_SUBJECT_REVIEW),
+    ("authentication.k8s.io/v1", "TokenRequest", &AUTHENTICATION_V1_TOKEN_REQUEST),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", &AUTHORIZATION_V1_LOCAL_SUBJECT_ACCESS_REVIEW),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", &AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", &AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", &AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW),
     ("autoscaling/v1", "Scale", &AUTOSCALING_V1_SCALE),
     ("coordination.k8s.io/v1", "Lease", &COORDINATION_V1_LEASE),
     ("coordination.k8s.io/v1", "LeaseList", &COORDINATION_V1_LEASE_LIST),
@@ -2575,6 +2890,8 @@ pub(super) static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "EndpointsList", &CORE_V1_ENDPOINTS_LIST),
     ("v1", "Event", &CORE_V1_EVENT),
     ("v1", "EventList", &CORE_V1_EVENT_LIST),
+    ("v1", "LimitRange", &CORE_V1_LIMIT_RANGE),
+    ("v1", "LimitRangeList", &CORE_V1_LIMIT_RANGE_LIST),
     ("v1", "Namespace", &CORE_V1_NAMESPACE),
     ("v1", "NamespaceList", &CORE_V1_NAMESPACE_LIST),
     ("v1", "Node", &CORE_V1_NODE),
@@ -2584,6 +2901,8 @@ pub(super) static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "PodTemplate", &CORE_V1_POD_TEMPLATE),
     ("v1", "PodTemplateList", &CORE_V1_POD_TEMPLATE_LIST),
     ("v1", "PodTemplateSpec", &CORE_V1_POD_TEMPLATE_SPEC),
+    ("v1", "ResourceQuota", &CORE_V1_RESOURCE_QUOTA),
+    ("v1", "ResourceQuotaList", &CORE_V1_RESOURCE_QUOTA_LIST),
     ("v1", "Secret", &CORE_V1_SECRET),
     ("v1", "SecretList", &CORE_V1_SECRET_LIST),
     ("v1", "Service", &CORE_V1_SERVICE),

@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# Authorization test: RBAC, access reviews and impersonation with the stock kubectl.
+#
+# Starts 3 skiff masters on loopback (API on API_PORT over HTTPS), issues client certificates
+# for a few users (`skiff kubeconfig --user`), and checks what each may do: anonymous requests,
+# a user without bindings (every verb on every served resource, each answered 403 with
+# Kubernetes' message), a namespaced `edit` binding, `kubectl auth can-i` (also --list and --as),
+# `kubectl auth whoami`, escalation attempts, and a binding made on one master honoured by another.
+#
+# Env: SKIFF_BIN, PORT_BASE (default 27790: client; +1 peer; +2 metrics; +3 API), KEEP_TMP=1.
+set -euo pipefail
+
+SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
+PORT_BASE=${PORT_BASE:-27790}
+CPORT=$PORT_BASE
+PPORT=$((PORT_BASE + 1))
+MPORT=$((PORT_BASE + 2))
+APORT=$((PORT_BASE + 3))
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+
+TMP=$(mktemp -d /tmp/skiff-rbac.XXXXXX)
+BG_PIDS=()
+PASSED=0
+SUITE=rbac
+# shellcheck source=tests/check.sh
+source "$(dirname "$0")/check.sh"
+
+trap cleanup EXIT
+trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "rbac: $PASSED passed, 1 failed"' ERR
+
+require_free_ports "127.0.0.1 127.0.0.2 127.0.0.3" "$CPORT $PPORT $MPORT $APORT"
+
+for i in 1 2 3; do
+    ip=127.0.0.$i
+    "$SKIFF_BIN" master --name "m$i" --data-dir "$TMP/m$i" \
+        --listen-peer "$ip:$PPORT" --listen-client "$ip:$CPORT" --listen-api "$ip:$APORT" --listen-metrics "$ip:$MPORT" \
+        --initial-cluster "m1=127.0.0.1:$PPORT,m2=127.0.0.2:$PPORT,m3=127.0.0.3:$PPORT" \
+        >>"$TMP/m$i.log" 2>&1 &
+    BG_PIDS+=($!)
+done
+for i in 1 2 3; do
+    for _ in $(seq 1 300); do
+        [ -f "$TMP/m$i/admin.kubeconfig" ] && curl -sk --max-time 1 "https://127.0.0.$i:$APORT/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+done
+
+# kubeconfig USER [GROUP...]: a kubeconfig for USER in GROUPs at $TMP/USER.kubeconfig
+kubeconfig() {
+    local user=$1 args=()
+    shift
+    local g
+    for g in "$@"; do args+=(--group "$g"); done
+    "$SKIFF_BIN" kubeconfig --data-dir "$TMP/m1" --server "https://127.0.0.1:$APORT" --user "$user" "${args[@]}" \
+        >"$TMP/$user.kubeconfig"
+}
+kubeconfig admin system:masters
+kubeconfig alice
+kubeconfig bob devs
+kubeconfig carol
+admin() { "$KUBECTL" --kubeconfig "$TMP/admin.kubeconfig" --request-timeout=20s "$@"; }
+as() {
+    local user=$1
+    shift
+    "$KUBECTL" --kubeconfig "$TMP/$user.kubeconfig" --request-timeout=20s "$@"
+}
+# try CMD...: runs CMD, prints its stdout and stderr together, never fails the script
+try() { "$@" 2>&1 || true; }
+
+admin create namespace team >/dev/null
+admin create namespace other >/dev/null
+
+# ------------------------------------------------------------ anonymous ----
+
+code=$(curl -sk -o "$TMP/anon.json" -w '%{http_code}' "https://127.0.0.1:$APORT/api/v1/namespaces/default/pods")
+check_eq "anonymous list of pods: 401" 401 "$code"
+check_py "anonymous: Status reason Unauthorized" 'd["reason"] == "Unauthorized" and d["code"] == 401' "$(cat "$TMP/anon.json")"
+code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$APORT/version")
+check_eq "anonymous /version: 200 (system:public-info-viewer)" 200 "$code"
+
+# ---------------------------------------------- no bindings: the matrix ----
+
+# Every served resource x every verb, as raw HTTPS with alice's certificate: all 403, each with
+# Kubernetes' message naming user, verb, resource, group and scope.
+python3 - "$TMP" "$APORT" <<'PY' >"$TMP/matrix.out" 2>&1 || { cat "$TMP/matrix.out"; fail "403 matrix for a user without bindings"; }
+import base64, http.client, json, ssl, sys, tempfile, os
+tmp, port = sys.argv[1], int(sys.argv[2])
+
+def creds(user):
+    import yaml
+    cfg = yaml.safe_load(open(f"{tmp}/{user}.kubeconfig"))
+    u = cfg["users"][0]["user"]
+    files = []
+    for k in ("client-certificate-data", "client-key-data"):
+        f = tempfile.NamedTemporaryFile(delete=False, dir=tmp, suffix=".pem")
+        f.write(base64.b64decode(u[k])); f.close(); files.append(f.name)
+    ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
+    return files, ca
+
+def conn(user):
+    (cert, key), ca = creds(user)
+    ctx = ssl.create_default_context(cadata=ca)
+    ctx.load_cert_chain(cert, key)
+    return lambda: http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+
+admin, alice = conn("admin"), conn("alice")
+
+def call(mk, method, path, body=None, ctype="application/json"):
+    c = mk()
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = ctype
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+resources = []
+for gv_path in ["/api/v1"] + ["/apis/" + g["preferredVersion"]["groupVersion"]
+                             for g in json.loads(call(admin, "GET", "/apis")[1])["groups"]]:
+    for r in json.loads(call(admin, "GET", gv_path)[1])["resources"]:
+        if "/" in r["name"]:
+            continue
+        group = "" if gv_path == "/api/v1" else gv_path.split("/")[2]
+        resources.append((gv_path, group, r["name"], r["namespaced"], r["verbs"]))
+
+checked = 0
+for gv_path, group, plural, namespaced, verbs in resources:
+    qual = plural if not group else f"{plural}.{group}"
+    coll = f"{gv_path}/namespaces/team/{plural}" if namespaced else f"{gv_path}/{plural}"
+    scope = 'in the namespace "team"' if namespaced else "at the cluster scope"
+    item = f"{coll}/x"
+    cases = {
+        "get": ("GET", item, None, f'{qual} "x" is forbidden'),
+        "list": ("GET", coll, None, f"{qual} is forbidden"),
+        "watch": ("GET", coll + "?watch=true", None, f"{qual} is forbidden"),
+        "create": ("POST", coll, b"{}", f"{qual} is forbidden"),
+        "update": ("PUT", item, b"{}", f'{qual} "x" is forbidden'),
+        "patch": ("PATCH", item, b"{}", f'{qual} "x" is forbidden'),
+        "delete": ("DELETE", item, None, f'{qual} "x" is forbidden'),
+        "deletecollection": ("DELETE", coll, None, f"{qual} is forbidden"),
+    }
+    for verb in verbs:
+        if verb not in cases:
+            continue
+        method, path, body, prefix = cases[verb]
+        ctype = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        status, data = call(alice, method, path, body, ctype)
+        # As in kube-apiserver, a namespace object is addressed within itself.
+        where = 'in the namespace "x"' if plural == "namespaces" and path.startswith(item) else scope
+        want = (f'{prefix}: User "alice" cannot {verb} resource "{plural}" '
+                f'in API group "{group}" {where}')
+        try:
+            msg = json.loads(data)["message"]
+        except Exception:
+            msg = data[:200]
+        if status != 403 or msg != want:
+            print(f"{verb} {path}: {status} {msg!r}\n  expected 403 {want!r}")
+            sys.exit(1)
+        checked += 1
+if checked < 150:
+    print(f"only {checked} requests checked")
+    sys.exit(1)
+print(f"{checked} requests over {len(resources)} resources: all 403")
+PY
+pass "no bindings: $(tail -1 "$TMP/matrix.out")"
+
+out=$(try as alice get --raw /metrics)
+check_contains "no bindings: non-resource /metrics refused" 'cannot get path "/metrics"' "$out"
+out=$(as alice auth can-i list pods -n team || true)
+check_eq "can-i list pods (no bindings): no" "no" "$out"
+out=$(as alice auth whoami -o json)
+check_py "whoami names alice in system:authenticated" \
+    'd["status"]["userInfo"]["username"] == "alice" and "system:authenticated" in d["status"]["userInfo"]["groups"]' "$out"
+
+# ------------------------------------------------- a namespaced edit role ----
+
+admin create rolebinding alice-edit --clusterrole=edit --user=alice -n team >/dev/null
+for _ in $(seq 1 50); do
+    [ "$(as alice auth can-i create deployments -n team 2>/dev/null || true)" = yes ] && break
+    sleep 0.1
+done
+out=$(as alice auth can-i create deployments.apps -n team || true)
+check_eq "edit in team: can-i create deployments there" yes "$out"
+out=$(as alice auth can-i create deployments.apps -n other || true)
+check_eq "edit in team: not in namespace other" no "$out"
+out=$(as alice create deployment web --image=busybox -n team)
+check_contains "edit in team: kubectl create deployment works" "deployment.apps/web created" "$out"
+out=$(try as alice create deployment web --image=busybox -n other)
+check_contains "edit in team: create in other is 403 with the Kubernetes message" \
+    'deployments.apps is forbidden: User "alice" cannot create resource "deployments" in API group "apps" in the namespace "other"' "$out"
+out=$(as alice create secret generic s1 --from-literal=k=v -n team)
+check_contains "edit may create secrets" "secret/s1 created" "$out"
+out=$(try as alice create role r1 --verb=get --resource=pods -n team)
+check_contains "edit may not create roles" 'roles.rbac.authorization.k8s.io is forbidden: User "alice" cannot create resource "roles"' "$out"
+out=$(try as alice get nodes)
+check_contains "edit in a namespace reads no nodes" 'cannot list resource "nodes" in API group "" at the cluster scope' "$out"
+out=$(as alice auth can-i --list -n team)
+check_match "can-i --list shows the edit rules for deployments" '^deployments\.apps +\[\] +\[\] +\[.*create.*\]' "$out"
+check_match "can-i --list shows selfsubjectaccessreviews (basic-user)" '^selfsubjectaccessreviews\.authorization\.k8s\.io +\[\] +\[\] +\[create\]' "$out"
+check_not_contains "can-i --list in team shows no roles" "roles.rbac.authorization.k8s.io  " "$out"
+out=$(as alice auth can-i --list -n other)
+check_not_contains "can-i --list in other shows no deployments" "deployments.apps" "$out"
+
+# A view binding for bob's group: reads but no secrets, no writes.
+admin create rolebinding devs-view --clusterrole=view --group=devs -n team >/dev/null
+for _ in $(seq 1 50); do
+    [ "$(as bob auth can-i list pods -n team 2>/dev/null || true)" = yes ] && break
+    sleep 0.1
+done
+out=$(as bob get deployments -n team -o name)
+check_eq "view through a group binding lists deployments" "deployment.apps/web" "$out"
+out=$(try as bob get secrets -n team)
+check_contains "view reads no secrets" 'cannot list resource "secrets"' "$out"
+out=$(try as bob delete deployment web -n team)
+check_contains "view deletes nothing" 'cannot delete resource "deployments"' "$out"
+
+# ------------------------------------------------------------ escalation ----
+
+# carol administers team (admin may manage roles and bindings there) but holds nothing else.
+admin create rolebinding carol-admin --clusterrole=admin --user=carol -n team >/dev/null
+for _ in $(seq 1 50); do
+    [ "$(as carol auth can-i create roles -n team 2>/dev/null || true)" = yes ] && break
+    sleep 0.1
+done
+out=$(as carol create role pod-reader --verb=get --verb=list --resource=pods -n team)
+check_contains "admin may create a role within its own permissions" "role.rbac.authorization.k8s.io/pod-reader created" "$out"
+out=$(try as carol create role node-reader --verb=get --resource=nodes -n team)
+check_contains "escalation: a role with permissions not held is refused" \
+    "is attempting to grant RBAC permissions not currently held" "$out"
+out=$(try as carol create rolebinding carol-root --clusterrole=cluster-admin --user=carol -n team)
+check_contains "escalation: binding cluster-admin is refused" \
+    "is attempting to grant RBAC permissions not currently held" "$out"
+out=$(as carol create rolebinding alice-view --clusterrole=view --user=alice -n team)
+check_contains "binding a role one holds is allowed" "rolebinding.rbac.authorization.k8s.io/alice-view created" "$out"
+out=$(try as carol create rolebinding x --clusterrole=view --user=carol -n other)
+check_contains "no binding outside one's namespace" 'cannot create resource "rolebindings"' "$out"
+
+# ---------------------------------------------------------- impersonation ----
+
+out=$(admin auth can-i create deployments -n other --as alice || true)
+check_eq "admin --as alice: can-i follows alice's rules" no "$out"
+out=$(admin auth can-i create deployments -n team --as alice || true)
+check_eq "admin --as alice in team: yes" yes "$out"
+out=$(admin auth whoami --as alice --as-group devs -o json)
+check_py "whoami --as alice --as-group devs" \
+    'd["status"]["userInfo"]["username"] == "alice" and "devs" in d["status"]["userInfo"]["groups"]' "$out"
+out=$(try as alice get pods -n team --as bob)
+check_contains "alice may not impersonate" 'users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope' "$out"
+
+# SubjectAccessReview: admins ask about others; alice may not.
+sar='{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"alice","resourceAttributes":{"namespace":"team","verb":"create","group":"apps","resource":"deployments"}}}'
+out=$(admin create --raw /apis/authorization.k8s.io/v1/subjectaccessreviews -f - <<<"$sar")
+check_py "SubjectAccessReview: alice may create deployments in team" 'd["status"]["allowed"] is True and "RoleBinding" in d["status"]["reason"]' "$out"
+out=$(try as alice create --raw /apis/authorization.k8s.io/v1/subjectaccessreviews -f - <<<"$sar")
+check_contains "SubjectAccessReview needs its own permission" 'cannot create resource "subjectaccessreviews"' "$out"
+
+# --------------------------------------------- the cache on other masters ----
+
+admin create clusterrole node-viewer --verb=get,list --resource=nodes >/dev/null
+admin create clusterrolebinding alice-node-viewer --clusterrole=node-viewer --user=alice >/dev/null
+ok=no
+for _ in $(seq 1 50); do
+    if as alice --server "https://127.0.0.3:$APORT" get nodes >/dev/null 2>&1; then ok=yes; break; fi
+    sleep 0.1
+done
+check_eq "a binding made through master 1 is honoured by master 3 within 5 s" yes "$ok"
+admin delete clusterrolebinding alice-node-viewer >/dev/null
+ok=no
+for _ in $(seq 1 50); do
+    if ! as alice --server "https://127.0.0.2:$APORT" get nodes >/dev/null 2>&1; then ok=yes; break; fi
+    sleep 0.1
+done
+check_eq "a deleted binding stops counting on master 2 within 5 s" yes "$ok"
+
+out=$(admin get clusterroles -o name)
+for r in cluster-admin admin edit view system:discovery system:basic-user system:public-info-viewer system:node system:kube-scheduler system:kube-controller-manager; do
+    check_match "bootstrap clusterrole $r" "^clusterrole.rbac.authorization.k8s.io/$r\$" "$out"
+done
+out=$(admin get clusterrolebinding cluster-admin -o json)
+check_py "cluster-admin is bound to system:masters" 'd["subjects"][0]["name"] == "system:masters" and d["roleRef"]["name"] == "cluster-admin"' "$out"
+
+# -------------------------------------------------------------- admission ----
+
+# NamespaceLifecycle: a namespace held by a finalizer stays Terminating; nothing new goes in.
+admin apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: dying
+  finalizers: ["example.com/hold"]
+YAML
+admin delete namespace dying --wait=false >/dev/null
+out=$(admin get namespace dying -o jsonpath='{.status.phase}')
+check_eq "a deleted namespace with a finalizer is Terminating" Terminating "$out"
+out=$(try admin create configmap c1 -n dying --from-literal=a=b)
+check_contains "no create in a terminating namespace" \
+    'configmaps "c1" is forbidden: unable to create new content in namespace dying because it is being terminated' "$out"
+out=$(try admin delete namespace kube-system)
+check_contains "kube-system cannot be deleted" 'namespaces "kube-system" is forbidden: this namespace may not be deleted' "$out"
+
+# DefaultTolerationSeconds: every pod tolerates not-ready and unreachable for 300 s.
+admin run tol --image=busybox -n team >/dev/null
+out=$(admin get pod tol -n team -o json)
+check_py "DefaultTolerationSeconds adds the two 300 s tolerations" \
+    'sorted((t["key"], t["tolerationSeconds"]) for t in d["spec"]["tolerations"]) == [("node.kubernetes.io/not-ready", 300), ("node.kubernetes.io/unreachable", 300)]' "$out"
+
+# ResourceQuota: usage shows in describe; the pod past the limit is refused with Kubernetes' message.
+admin create namespace quota >/dev/null
+admin create quota q1 -n quota --hard=pods=2,configmaps=3 >/dev/null
+used=
+for _ in $(seq 1 100); do
+    used=$(admin get quota q1 -n quota -o jsonpath='{.status.used.pods}' 2>/dev/null || true)
+    [ -n "$used" ] && break
+    sleep 0.1
+done
+check_eq "the quota's usage is computed" 0 "$used"
+admin run p1 --image=busybox -n quota >/dev/null
+admin run p2 --image=busybox -n quota >/dev/null
+out=$(try admin run p3 --image=busybox -n quota)
+check_contains "quota exceeded: refused with Kubernetes' message" \
+    'pods "p3" is forbidden: exceeded quota: q1, requested: pods=1, used: pods=2, limited: pods=2' "$out"
+out=$(admin describe quota q1 -n quota)
+check_match "describe quota shows pods 2 of 2" '^pods +2 +2$' "$out"
+admin delete pod p1 -n quota --grace-period=0 --force >/dev/null 2>&1
+ok=no
+for _ in $(seq 1 100); do
+    if admin run p3 --image=busybox -n quota >/dev/null 2>&1; then ok=yes; break; fi
+    sleep 0.1
+done
+check_eq "a deleted pod gives its quota back" yes "$ok"
+admin create quota compute -n quota --hard=requests.cpu=1,limits.memory=1Gi >/dev/null
+for _ in $(seq 1 100); do
+    [ -n "$(admin get quota compute -n quota -o jsonpath='{.status.used.requests\.cpu}' 2>/dev/null || true)" ] && break
+    sleep 0.1
+done
+out=$(try admin run p4 --image=busybox -n quota)
+check_contains "a compute quota needs requests and limits" \
+    'pods "p4" is forbidden: failed quota: compute: must specify limits.memory for: p4; requests.cpu for: p4' "$out"
+
+# LimitRanger: defaults fill containers; a limit above the max is refused.
+admin apply -n quota -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: LimitRange
+metadata:
+  name: limits
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 500m, memory: 256Mi}
+    defaultRequest: {cpu: 100m, memory: 128Mi}
+    max: {cpu: "1"}
+YAML
+admin delete quota q1 -n quota >/dev/null
+out=
+for _ in $(seq 1 50); do
+    out=$(try admin run lr --image=busybox -n quota)
+    [[ "$out" == *created* ]] && break
+    sleep 0.1
+done
+check_contains "a pod fits once the LimitRange gives it requests and limits" "pod/lr created" "$out"
+out=$(admin get pod lr -n quota -o json)
+check_py "LimitRanger fills requests and limits from the LimitRange" \
+    'd["spec"]["containers"][0]["resources"] == {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}}' "$out"
+out=$(try admin run big --image=busybox -n quota \
+    --overrides='{"spec":{"containers":[{"name":"big","image":"busybox","resources":{"limits":{"cpu":"2","memory":"100Mi"},"requests":{"cpu":"2","memory":"100Mi"}}}]}}')
+check_contains "LimitRanger refuses a limit above the max" 'maximum cpu usage per Container is 1, but limit is 2' "$out"
+
+# PodSecurity: a restricted namespace refuses a privileged pod, naming the violations.
+admin create namespace locked >/dev/null
+admin label namespace locked pod-security.kubernetes.io/enforce=restricted >/dev/null
+out=$(try admin run priv -n locked --image=busybox --privileged)
+check_contains "PodSecurity restricted refuses a privileged pod" \
+    'pods "priv" is forbidden: violates PodSecurity "restricted:latest": ' "$out"
+check_contains "PodSecurity names the privileged container" 'privileged (container "priv" must not set securityContext.privileged=true)' "$out"
+
+echo "rbac: $PASSED passed, 0 failed"
