@@ -274,6 +274,49 @@ for _ in $(seq 1 50); do
 done
 check_eq "a deleted binding stops counting on master 2 within 5 s" yes "$ok"
 
+# ------------------------------------------------------------------ nodes ----
+
+# A node's certificate (system:node:<name>, group system:nodes): the Node authorizer and
+# NodeRestriction let it read only what pods bound to it use, and write only itself.
+kubeconfig system:node:n1 system:nodes
+n1() { "$KUBECTL" --kubeconfig "$TMP/system:node:n1.kubeconfig" --request-timeout=20s "$@"; }
+admin create namespace work >/dev/null
+for n in n1 n2; do
+    printf 'apiVersion: v1\nkind: Node\nmetadata: {name: %s}\n' "$n" | admin create -f - >/dev/null
+    admin create secret generic "secret-$n" --from-literal=k=v -n work >/dev/null
+    admin create -n work -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: pod-$n}
+spec:
+  nodeName: $n
+  containers: [{name: c, image: busybox, envFrom: [{secretRef: {name: secret-$n}}]}]
+YAML
+done
+ok=no
+for _ in $(seq 1 50); do
+    if n1 get secret secret-n1 -n work >/dev/null 2>&1; then ok=yes; break; fi
+    sleep 0.1
+done
+check_eq "a node reads the secret of a pod bound to it" yes "$ok"
+out=$(try n1 get secret secret-n2 -n work)
+check_contains "a node cannot read another node's pod's secret" \
+    "secrets \"secret-n2\" is forbidden: User \"system:node:n1\" cannot get resource \"secrets\" in API group \"\" in the namespace \"work\": no relationship found between node 'n1' and this object" "$out"
+out=$(try n1 get secrets -n work)
+check_contains "a node cannot list secrets" 'cannot list resource "secrets"' "$out"
+out=$(n1 get pods -n work -o name)
+check_contains "a node lists pods (system:node rules)" "pod/pod-n2" "$out"
+out=$(n1 label node n1 skiff.test/seen=yes)
+check_contains "a node labels its own Node" "node/n1 labeled" "$out"
+out=$(try n1 label node n2 skiff.test/seen=yes)
+check_contains "a node cannot change another node" 'nodes "n2" is forbidden: node "n1" is not allowed to modify node "n2"' "$out"
+out=$(try n1 delete pod pod-n2 -n work --wait=false)
+check_contains "a node cannot delete another node's pod" 'node "n1" can only delete pods for pods with spec.nodeName set to itself' "$out"
+out=$(try n1 run stray -n work --image=busybox)
+check_contains "a node creates only mirror pods" 'node "n1" can only create mirror pods' "$out"
+out=$(try n1 create configmap c -n work --from-literal=a=b)
+check_contains "a node creates no configmaps" 'cannot create resource "configmaps"' "$out"
+
 out=$(admin get clusterroles -o name)
 for r in cluster-admin admin edit view system:discovery system:basic-user system:public-info-viewer system:node system:kube-scheduler system:kube-controller-manager; do
     check_match "bootstrap clusterrole $r" "^clusterrole.rbac.authorization.k8s.io/$r\$" "$out"

@@ -1,12 +1,14 @@
 //! The admission chain: what runs on an object after authorization, defaults and validation,
 //! before it is stored. Mutating plugins first, then validating ones, in kube-apiserver's order:
-//! NamespaceLifecycle, LimitRanger, DefaultTolerationSeconds, then PodSecurity and ResourceQuota
+//! NamespaceLifecycle, LimitRanger, DefaultTolerationSeconds, NodeRestriction, then PodSecurity and
+//! ResourceQuota
 //! last (quota is charged only for objects every other plugin accepted). The plugins are pure
 //! (`lifecycle`, `limit_ranger`, `toleration_seconds`, `pod_security`, `quota`); this module feeds
 //! them from informer caches and charges quota in the store.
 //!
 //! # Layout
 //! - `lifecycle`: NamespaceLifecycle.
+//! - `node_restriction`: what a node's identity may write.
 //! - `limit_ranger`: LimitRange defaults and bounds.
 //! - `toleration_seconds`: DefaultTolerationSeconds.
 //! - `pod_security`: PodSecurity levels by namespace label.
@@ -14,6 +16,7 @@
 
 pub mod lifecycle;
 pub mod limit_ranger;
+pub mod node_restriction;
 pub mod pod_security;
 pub mod quantity;
 pub mod quota;
@@ -27,8 +30,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, ApiResult};
 use crate::informer::{self, Cache, Synced};
+use crate::pki::UserInfo;
 use crate::registry::{self, Resource};
 use crate::storage::Storage;
+use node_restriction::Operation;
 
 /// How often a quota whose usage changed is charged again after losing a race.
 const QUOTA_RETRIES: usize = 8;
@@ -43,6 +48,7 @@ pub struct Admission {
 
 /// What is being admitted.
 pub struct Request<'a> {
+    pub user: &'a UserInfo,
     pub res: &'static Resource,
     pub subresource: Option<&'a str>,
     pub namespace: Option<&'a str>,
@@ -89,6 +95,7 @@ impl Admission {
     /// Returns warnings for the client.
     pub fn admit_create(&self, r: &Request<'_>, obj: &mut Value) -> ApiResult<Vec<String>> {
         let mut warnings = Vec::new();
+        restrict_node(r, Operation::Create, Some(obj), None)?;
         let Some(ns) = r.namespace.filter(|_| r.res.namespaced) else {
             return Ok(warnings);
         };
@@ -107,8 +114,9 @@ impl Admission {
 
     /// The validating plugins for an update of a pod: LimitRanger and PodSecurity look at the
     /// new pod too (Kubernetes checks updates; most pod fields are immutable anyway).
-    pub fn admit_update(&self, r: &Request<'_>, obj: &mut Value) -> ApiResult<Vec<String>> {
+    pub fn admit_update(&self, r: &Request<'_>, obj: &mut Value, old: &Value) -> ApiResult<Vec<String>> {
         let mut warnings = Vec::new();
+        restrict_node(r, Operation::Update, Some(obj), Some(old))?;
         let Some(ns) = r.namespace.filter(|_| is_pod(r.res) && r.subresource.is_none()) else {
             return Ok(warnings);
         };
@@ -181,6 +189,30 @@ fn all_of(prefix: &str) -> crate::storage::ListSpec<'_> {
         limit: 0,
         serializable: false,
     }
+}
+
+/// The plugins that look at deletes: NodeRestriction.
+pub fn admit_delete(r: &Request<'_>, old: &Value) -> ApiResult<()> {
+    restrict_node(r, Operation::Delete, None, Some(old))
+}
+
+/// NodeRestriction, for requests made by a node's identity.
+fn restrict_node(r: &Request<'_>, op: Operation, obj: Option<&Value>, old: Option<&Value>) -> ApiResult<()> {
+    let user = crate::auth::user_of(r.user);
+    let Some(node) = crate::auth::node::node_name(&user) else {
+        return Ok(());
+    };
+    node_restriction::admit(&node_restriction::Write {
+        node,
+        op,
+        group: r.res.group,
+        plural: r.res.plural,
+        subresource: r.subresource.unwrap_or(""),
+        name: r.name,
+        obj,
+        old,
+    })
+    .map_err(|m| forbidden(r, &m))
 }
 
 fn is_pod(res: &Resource) -> bool {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
@@ -15,8 +15,9 @@ use super::read::{list_items, Filter};
 use super::request::{Query, Target};
 use super::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::meta;
+use crate::pki::UserInfo;
 use crate::storage::{for_response, Stored};
+use crate::{admission, meta};
 
 #[derive(Debug, Default)]
 struct DeleteOptions {
@@ -65,18 +66,12 @@ fn options(q: &Query, bytes: &[u8]) -> ApiResult<DeleteOptions> {
     Ok(o)
 }
 
-pub async fn delete(
-    st: &Arc<ApiState>,
-    t: &Target,
-    q: &Query,
-    _headers: &HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
+pub async fn delete(st: &Arc<ApiState>, t: &Target, q: &Query, body: Body, user: &UserInfo) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let opts = options(q, &bytes)?;
     let name = t.name.as_deref().unwrap_or("");
     let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
-    let (code, obj) = delete_one(st, t, name, current, &opts).await?;
+    let (code, obj) = delete_one(st, t, name, current, &opts, user).await?;
     Ok(body::json(code, &obj, &[]))
 }
 
@@ -86,7 +81,19 @@ async fn delete_one(
     name: &str,
     current: Stored,
     opts: &DeleteOptions,
+    user: &UserInfo,
 ) -> ApiResult<(StatusCode, Value)> {
+    admission::admit_delete(
+        &admission::Request {
+            user,
+            res: t.res,
+            subresource: None,
+            namespace: t.namespace.as_deref(),
+            name,
+            dry_run: opts.dry_run,
+        },
+        &current.obj,
+    )?;
     let uid = current
         .obj
         .pointer("/metadata/uid")
@@ -200,8 +207,8 @@ pub async fn delete_collection(
     st: &Arc<ApiState>,
     t: &Target,
     q: &Query,
-    _headers: &HeaderMap,
     body: Body,
+    user: &UserInfo,
 ) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let opts = options(q, &bytes)?;
@@ -220,7 +227,7 @@ pub async fn delete_collection(
             name: Some(name.clone()),
             subresource: None,
         };
-        match delete_one(st, &one, &name, s, &opts).await {
+        match delete_one(st, &one, &name, s, &opts, user).await {
             Ok((_, obj)) => deleted.push(obj),
             // Gone or changed meanwhile: skip it, as Kubernetes' deletecollection does.
             Err(e) if e.code == 404 || e.code == 409 => {}

@@ -273,10 +273,10 @@ async fn dispatch(
         ("PUT", Some(_), Some("scale")) => ("update", subresource::put_scale(st, t, q, headers, body, user).await),
         ("PUT", Some(_), _) => ("update", write::update(st, t, q, headers, body, user).await),
         ("PATCH", Some(_), _) => ("patch", write::patch(st, t, q, headers, body, user).await),
-        ("DELETE", Some(_), None) => ("delete", delete::delete(st, t, q, headers, body).await),
+        ("DELETE", Some(_), None) => ("delete", delete::delete(st, t, q, body, user).await),
         ("DELETE", None, None) => (
             "deletecollection",
-            delete::delete_collection(st, t, q, headers, body).await,
+            delete::delete_collection(st, t, q, body, user).await,
         ),
         (m, _, _) => ("", Err(ApiError::method_not_allowed(m))),
     }

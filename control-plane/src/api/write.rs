@@ -109,6 +109,7 @@ pub async fn create_object(
         None
     };
     let adm = admission::Request {
+        user,
         res: t.res,
         subresource: None,
         namespace: ns.as_deref(),
@@ -202,13 +203,14 @@ pub async fn update_object(
     meta::prepare_update(&mut new, &current.obj, t.res)?;
     defaults::apply(t.res, &mut new, false);
     let adm = admission::Request {
+        user,
         res: t.res,
         subresource: t.subresource.as_deref(),
         namespace: t.namespace.as_deref(),
         name,
         dry_run,
     };
-    warnings.extend(st.admission.admit_update(&adm, &mut new)?);
+    warnings.extend(st.admission.admit_update(&adm, &mut new, &current.obj)?);
     validate::validate(t.res, &new)?;
     validate::validate_update(t.res, &new, &current.obj)?;
     if strip_rv(&new) == strip_rv(&current.obj) {

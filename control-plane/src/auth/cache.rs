@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::node::NodeGraph;
 use super::rbac::{ClusterRole, ClusterRoleBinding, Policy, Role, RoleBinding};
 use crate::informer::{self, Change, Handler, Synced};
 use crate::registry::{self, Resource};
@@ -102,9 +103,11 @@ impl Handler for PolicyCache {
     }
 }
 
-/// The cache and the revisions its informers reached.
+/// The caches authorization reads (RBAC objects, and the pods graph of the Node authorizer)
+/// and the revisions their informers reached.
 pub struct Rbac {
     pub cache: Arc<PolicyCache>,
+    pub graph: Arc<NodeGraph>,
     synced: Vec<Synced>,
 }
 
@@ -114,7 +117,7 @@ impl Rbac {
         let cache = Arc::new(PolicyCache {
             policy: RwLock::new(Policy::default()),
         });
-        let synced = KINDS
+        let mut synced: Vec<Synced> = KINDS
             .iter()
             .filter_map(|plural| registry::lookup("rbac.authorization.k8s.io", "v1", plural))
             .map(|res| {
@@ -122,7 +125,12 @@ impl Rbac {
                 synced
             })
             .collect();
-        Rbac { cache, synced }
+        let graph = Arc::new(NodeGraph::default());
+        if let Some(pods) = registry::lookup("", "v1", "pods") {
+            let (_task, s) = informer::spawn(storage.clone(), pods, graph.clone(), shutdown.clone());
+            synced.push(s);
+        }
+        Rbac { cache, graph, synced }
     }
 
     /// The revision every RBAC kind has caught up to (0 before the first lists).

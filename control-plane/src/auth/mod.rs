@@ -1,8 +1,8 @@
 //! Authorization: who may do what. Requests arrive authenticated (`tls`), may act as someone
 //! else (`impersonate`), and are then checked against RBAC (`rbac`) over an in-memory copy of the
 //! cluster's roles and bindings (`cache`), as kube-apiserver's authorizer chain does: members of
-//! `system:masters` pass without a lookup (Kubernetes' privileged-group authorizer), everyone else
-//! needs a rule. A refusal is a 403 whose message names the user, the verb and the resource.
+//! `system:masters` pass without a lookup (Kubernetes' privileged-group authorizer), nodes are
+//! checked by the Node authorizer, and everyone else needs an RBAC rule. A refusal is a 403 whose message names the user, the verb and the resource.
 //!
 //! # Layout
 //! - `attributes`: method and path to RBAC attributes.
@@ -10,6 +10,7 @@
 //! - `bootstrap`: the default roles and bindings Kubernetes ships.
 //! - `cache`: the watch-fed policy.
 //! - `impersonate`: `Impersonate-*` headers.
+//! - `node`: the Node authorizer (what a node's identity may read, by the pods bound to it).
 //! - `review`: SelfSubjectAccessReview, SubjectAccessReview, SelfSubjectRulesReview,
 //!   SelfSubjectReview.
 
@@ -17,6 +18,7 @@ pub mod attributes;
 pub mod bootstrap;
 pub mod cache;
 pub mod impersonate;
+pub mod node;
 pub mod rbac;
 pub mod review;
 
@@ -58,7 +60,28 @@ impl Authorizer {
                 reason: format!("member of {MASTERS_GROUP}"),
             };
         }
-        self.rbac.cache.read(|p| p.authorize(a))
+        let mut node_reason = String::new();
+        if let Some(node) = node::node_name(&a.user) {
+            match self.rbac.cache.read(|p| node::decide(&self.rbac.graph, p, node, a)) {
+                Ok(()) => {
+                    return Decision {
+                        allowed: true,
+                        reason: "allowed by the Node authorizer".to_string(),
+                    }
+                }
+                Err(why) => node_reason = why,
+            }
+        }
+        let mut d = self.rbac.cache.read(|p| p.authorize(a));
+        if !d.allowed && !node_reason.is_empty() {
+            // Kubernetes' union authorizer joins the reasons of every authorizer that refused.
+            d.reason = if d.reason.is_empty() {
+                node_reason
+            } else {
+                format!("{node_reason}\n{}", d.reason)
+            };
+        }
+        d
     }
 
     /// Allows or refuses a request. A refusal is final only once the cache has seen every
