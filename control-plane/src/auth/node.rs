@@ -198,11 +198,10 @@ pub fn decide(graph: &NodeGraph, policy: &Policy, node: &str, a: &Attributes) ->
         return Err("unknown node".to_string());
     }
     if a.resource_request && a.api_group.is_empty() {
-        let graph_kind = match (a.resource.as_str(), a.subresource.as_str()) {
-            ("secrets" | "configmaps" | "persistentvolumeclaims", "") => true,
-            ("serviceaccounts", "token") => true,
-            _ => false,
-        };
+        let graph_kind = matches!(
+            (a.resource.as_str(), a.subresource.as_str()),
+            ("secrets" | "configmaps" | "persistentvolumeclaims", "") | ("serviceaccounts", "token")
+        );
         if graph_kind {
             let verb_ok = match a.subresource.as_str() {
                 "token" => a.verb == "create",
