@@ -148,7 +148,8 @@ def main():
     check_eq("label_selector tier=front", ["settings"], names_for("tier=front"))
     check_eq("label_selector app=shop", ["other", "settings"], names_for("app=shop"))
     check_eq("label_selector tier in (back,middle)", ["other"], names_for("tier in (back,middle)"))
-    check_eq("label_selector !tier", ["unlabeled"], names_for("!tier"))
+    # Every namespace also holds kube-root-ca.crt (no labels), as in Kubernetes.
+    check_eq("label_selector !tier", ["kube-root-ca.crt", "unlabeled"], names_for("!tier"))
     check_eq("label_selector app=shop,tier!=front", ["other"], names_for("app=shop,tier!=front"))
     check_eq("label_selector with no match", [], names_for("app=nothing"))
 
@@ -329,7 +330,7 @@ def main():
 
     lst2 = v1b.list_namespaced_config_map(NS, _request_timeout=TIMEOUT)
     check_eq(f"list through {B} shows everything written through {A} and {B}",
-             ["k-before", "k-during", "settings", "unlabeled"], sorted(i.metadata.name for i in lst2.items))
+             ["k-before", "k-during", "kube-root-ca.crt", "settings", "unlabeled"], sorted(i.metadata.name for i in lst2.items))
     d = client.AppsV1Api(api2).read_namespaced_deployment("web", NS, _request_timeout=TIMEOUT)
     check_eq(f"the deployment scaled through {A} reads back through {B}", 3, d.spec.replicas)
 

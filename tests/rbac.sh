@@ -274,6 +274,48 @@ for _ in $(seq 1 50); do
 done
 check_eq "a deleted binding stops counting on master 2 within 5 s" yes "$ok"
 
+# ------------------------------------------------------- service accounts ----
+
+out=$(admin get serviceaccount default -n team -o name)
+check_eq "a new namespace has its default service account" "serviceaccount/default" "$out"
+out=$(admin get configmap kube-root-ca.crt -n team -o jsonpath='{.data.ca\.crt}')
+check_contains "and the kube-root-ca.crt configmap" "BEGIN CERTIFICATE" "$out"
+admin create serviceaccount ci -n team >/dev/null
+token=$(admin create token ci -n team --duration=20m)
+check_match "kubectl create token prints a JWT" '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' "$token"
+python3 - "$TMP" <<'PY'
+import base64, sys, yaml
+cfg = yaml.safe_load(open(f"{sys.argv[1]}/admin.kubeconfig"))
+open(f"{sys.argv[1]}/ca.crt", "wb").write(base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]))
+PY
+sa() { "$KUBECTL" --kubeconfig /dev/null --server "https://127.0.0.1:$APORT" --certificate-authority "$TMP/ca.crt" --token "$token" --request-timeout=20s "$@"; }
+out=$(sa auth whoami -o json)
+check_py "the token authenticates as the service account, in its groups" \
+    'd["status"]["userInfo"]["username"] == "system:serviceaccount:team:ci" and "system:serviceaccounts:team" in d["status"]["userInfo"]["groups"]' "$out"
+out=$(try sa get pods -n team)
+check_contains "a service account without bindings is refused" 'User "system:serviceaccount:team:ci" cannot list resource "pods"' "$out"
+admin create rolebinding ci-view --clusterrole=view --serviceaccount=team:ci -n team >/dev/null
+ok=no
+for _ in $(seq 1 50); do
+    if sa get deployments -n team >/dev/null 2>&1; then ok=yes; break; fi
+    sleep 0.1
+done
+check_eq "a RoleBinding to the service account authorizes its token" yes "$ok"
+admin run sa-pod --image=busybox -n team >/dev/null
+out=$(admin get pod sa-pod -n team -o json)
+check_py "ServiceAccount admission: default account and its token volume" \
+    'd["spec"]["serviceAccountName"] == "default" and d["spec"]["volumes"][0]["name"].startswith("kube-api-access-") and d["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"' "$out"
+out=$(try admin run nosa --image=busybox -n team --overrides='{"spec":{"serviceAccountName":"ghost"}}')
+check_contains "a pod naming a missing service account is refused" \
+    'pods "nosa" is forbidden: error looking up service account team/ghost: serviceaccount "ghost" not found' "$out"
+# The last signature character altered (not just its unused low bits: A <-> Q differ in the top ones).
+case "${token: -1}" in A) last=Q ;; *) last=A ;; esac
+out=$(try sa --token "${token%?}$last" get deployments -n team)
+check_contains "a tampered token is refused" "Unauthorized" "$out"
+admin delete serviceaccount ci -n team >/dev/null
+out=$(try sa get deployments -n team)
+check_contains "a deleted service account's token no longer authenticates" "Unauthorized" "$out"
+
 # ------------------------------------------------------------------ nodes ----
 
 # A node's certificate (system:node:<name>, group system:nodes): the Node authorizer and

@@ -19,6 +19,7 @@
 //! - `admission/`: the admission chain (namespace lifecycle, tolerations, limits, quota, pod
 //!   security).
 //! - `informer`: watch-fed local copies of a resource.
+//! - `serviceaccount`: service accounts' signing key, TokenRequest, namespace defaults.
 //! - `pki`, `tls`: the cluster CA, certificates, kubeconfigs, HTTPS serving and authentication.
 //! - `server`: start-up on a master (CA adoption, system namespaces, serving).
 //! - `error`: `metav1.Status` errors.
@@ -43,6 +44,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod server;
+pub mod serviceaccount;
 pub mod storage;
 pub mod table;
 pub mod tls;

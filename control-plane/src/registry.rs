@@ -194,7 +194,7 @@ pub static RESOURCES: &[Resource] = &[
         true,
         &["sa"],
         NONE,
-        NONE,
+        &["token"],
         "/registry/serviceaccounts"
     ),
     res!(

@@ -156,11 +156,13 @@ async fn ensure(storage: &Storage, res: &'static registry::Resource, mut obj: Va
     }
 }
 
-/// The system namespaces and Kubernetes' bootstrap RBAC policy.
-async fn bootstrap(storage: &Storage) -> Result<(), ApiError> {
+/// The system namespaces (each with its default service account and root CA configmap) and
+/// Kubernetes' bootstrap RBAC policy.
+async fn bootstrap(storage: &Storage, ca_pem: &str) -> Result<(), ApiError> {
     for ns in registry::SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
         ensure(storage, registry::namespaces(), obj).await?;
+        crate::serviceaccount::ensure_namespace_defaults(storage, ns, ca_pem).await?;
     }
     let rbac = |plural| {
         registry::lookup("rbac.authorization.k8s.io", "v1", plural)
@@ -222,7 +224,7 @@ pub async fn start(
         QUOTA_RESYNC,
         shutdown.clone(),
     ));
-    while let Err(e) = bootstrap(&storage).await {
+    while let Err(e) = bootstrap(&storage, &ca.cert_pem).await {
         // Retryable (an election, a lost quorum): keep trying until shutdown.
         tracing::warn!(error = %e, "creating the system namespaces and RBAC policy; retrying");
         tokio::select! {
@@ -231,10 +233,16 @@ pub async fn start(
         }
     }
 
+    let sa_key = Arc::new(
+        crate::serviceaccount::adopt_key(&storage)
+            .await
+            .map_err(|e| ServerError::Pki(format!("service account key: {e}")))?,
+    );
     let tokens = match &cfg.token_file {
         Some(p) => tls::TokenFile::load(p).map_err(|e| ServerError::Tokens(e.to_string()))?,
         None => tls::TokenFile::default(),
-    };
+    }
+    .with_service_accounts(sa_key.clone());
     let tls_config = tls::server_config(&ca.cert_pem, &cert, &key).map_err(|e| ServerError::Pki(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
@@ -256,6 +264,8 @@ pub async fn start(
     let state = Arc::new(ApiState {
         authz: auth::Authorizer { rbac },
         admission,
+        sa_key,
+        ca_pem: ca.cert_pem.clone(),
         storage,
         advertise: cfg.advertise.clone(),
         metrics: Default::default(),

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
+use crate::auth::token::{looks_like_jwt, Claims, SigningKey};
 use crate::pki::{identity_from_der, UserInfo};
 
 /// How long a client may take to complete the TLS handshake.
@@ -121,7 +122,14 @@ fn read_certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'stati
 #[derive(Clone, Default)]
 pub struct TokenFile {
     entries: Vec<(String, UserInfo)>,
+    /// Checks service account tokens (JWTs) that are not in the file.
+    service_accounts: Option<Arc<SigningKey>>,
 }
+
+/// The claims of the service account token a request authenticated with: the router still
+/// checks that the service account (and the pod the token is bound to) exist.
+#[derive(Clone, Debug)]
+pub struct ServiceAccountToken(pub Claims);
 
 impl std::fmt::Debug for TokenFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,7 +201,36 @@ impl TokenFile {
                 None => entries.push((token, user)),
             }
         }
-        Ok(TokenFile { entries })
+        Ok(TokenFile {
+            entries,
+            service_accounts: None,
+        })
+    }
+
+    /// Also accepts service account tokens signed with `key`.
+    pub fn with_service_accounts(mut self, key: Arc<SigningKey>) -> TokenFile {
+        self.service_accounts = Some(key);
+        self
+    }
+
+    /// The service account a JWT names, if it verifies.
+    pub fn lookup_service_account(&self, token: &str) -> Option<(UserInfo, Claims)> {
+        let key = self.service_accounts.as_ref()?;
+        if !looks_like_jwt(token) {
+            return None;
+        }
+        let now = chrono::Utc::now().timestamp();
+        match key.verify(token, now) {
+            Ok(claims) => {
+                let (name, groups) = claims.user();
+                let uid = claims.kubernetes.serviceaccount.uid.clone();
+                Some((UserInfo::authenticated(name, uid, groups), claims))
+            }
+            Err(e) => {
+                debug!(error = %e, "a bearer token that looks like a JWT did not verify");
+                None
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -411,11 +448,18 @@ fn bearer_user<B>(req: &mut Request<B>, tokens: &TokenFile) -> Option<UserInfo> 
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    let token = token.trim();
+    let token = token.trim().to_string();
     if token.is_empty() {
         return None;
     }
-    let user = tokens.lookup(token)?;
+    let user = match tokens.lookup(&token) {
+        Some(user) => user,
+        None => {
+            let (user, claims) = tokens.lookup_service_account(&token)?;
+            req.extensions_mut().insert(ServiceAccountToken(claims));
+            user
+        }
+    };
     req.headers_mut().remove(AUTHORIZATION);
     Some(user)
 }

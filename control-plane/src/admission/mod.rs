@@ -43,6 +43,7 @@ pub struct Admission {
     namespaces: Arc<Cache>,
     limit_ranges: Arc<Cache>,
     quotas: Arc<Cache>,
+    service_accounts: Arc<Cache>,
     synced: Vec<Synced>,
 }
 
@@ -70,10 +71,12 @@ impl Admission {
         let namespaces = cache("namespaces");
         let limit_ranges = cache("limitranges");
         let quotas = cache("resourcequotas");
+        let service_accounts = cache("serviceaccounts");
         Admission {
             namespaces,
             limit_ranges,
             quotas,
+            service_accounts,
             synced,
         }
     }
@@ -89,6 +92,29 @@ impl Admission {
             true
         };
         tokio::time::timeout(timeout, all).await.unwrap_or(false)
+    }
+
+    /// ServiceAccount admission of a new pod (see [`crate::serviceaccount::admit_pod`]). The
+    /// account comes from the cache, or from the store when the cache has not seen it yet (an
+    /// account created a moment ago).
+    pub async fn admit_service_account(&self, storage: &Storage, r: &Request<'_>, pod: &mut Value) -> ApiResult<()> {
+        let (Some(ns), true, None) = (r.namespace, is_pod(r.res), r.subresource) else {
+            return Ok(());
+        };
+        let name = pod
+            .pointer("/spec/serviceAccountName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(crate::serviceaccount::DEFAULT)
+            .to_string();
+        let sa = match self.service_accounts.get(ns, &name) {
+            Some(sa) => Some(sa),
+            None => match registry::lookup("", "v1", "serviceaccounts") {
+                Some(res) => storage.get(res, Some(ns), &name, false).await?.map(|s| s.obj),
+                None => None,
+            },
+        };
+        crate::serviceaccount::admit_pod(pod, ns, sa.as_ref()).map_err(|m| forbidden(r, &m))
     }
 
     /// The mutating and validating plugins for a create, except quota (see [`Admission::charge`]).

@@ -27,7 +27,7 @@ use crate::auth::{self, attributes, impersonate, Authorizer};
 use crate::error::{ApiError, ApiResult};
 use crate::pki::UserInfo;
 use crate::storage::Storage;
-use crate::tls::Authn;
+use crate::tls::{Authn, ServiceAccountToken};
 use crate::{discovery, openapi};
 use request::{Query, Target};
 
@@ -39,6 +39,10 @@ pub struct ApiState {
     pub metrics: metrics::Metrics,
     pub authz: Authorizer,
     pub admission: crate::admission::Admission,
+    /// Signs service account tokens (TokenRequest).
+    pub sa_key: Arc<crate::auth::token::SigningKey>,
+    /// The cluster CA, published in every namespace's kube-root-ca.crt.
+    pub ca_pem: String,
     /// Cancelled on shutdown: watches end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -56,11 +60,15 @@ async fn handle(
 ) -> Response {
     let started = Instant::now();
     let authn = req.extensions().get::<Authn>().cloned();
+    let sa_token = req.extensions().get::<ServiceAccountToken>().cloned();
     let body = req.into_body();
     let path = uri.path().to_string();
     let (resp, verb, resource) = match authn.and_then(|a| a.0) {
         None if is_public(&path) => route(&st, &method, &uri, &headers, body, &anonymous()).await,
         None => (ApiError::unauthorized().into_response(), "", String::new()),
+        Some(_) if !service_account_live(&st, sa_token.as_ref()).await => {
+            (ApiError::unauthorized().into_response(), "", String::new())
+        }
         Some(real) => match authorize(&st, &method, &uri, &headers, real).await {
             Ok(user) => route(&st, &method, &uri, &headers, body, &user).await,
             Err(e) => (e.into_response(), "", String::new()),
@@ -79,6 +87,16 @@ async fn handle(
 /// Paths anonymous clients may read, as Kubernetes' system:public-info-viewer allows.
 fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+}
+
+/// A service account token counts only while its account (and pod) exist.
+async fn service_account_live(st: &ApiState, token: Option<&ServiceAccountToken>) -> bool {
+    match token {
+        None => true,
+        Some(t) => crate::serviceaccount::token_still_valid(&st.storage, &t.0)
+            .await
+            .unwrap_or(false),
+    }
 }
 
 fn anonymous() -> UserInfo {
@@ -269,6 +287,7 @@ async fn dispatch(
         ("GET" | "POST", Some(_), Some("log" | "exec")) => ("get", subresource::node_only(st, t).await),
         ("GET", Some(_), _) => ("get", read::get(st, t, q, headers).await),
         ("POST", None, None) => ("create", write::create(st, t, q, headers, body, user).await),
+        ("POST", Some(_), Some("token")) => ("create", subresource::token(st, t, q, headers, body).await),
         ("POST", Some(_), Some("binding")) => ("create", subresource::bind(st, t, q, headers, body).await),
         ("PUT", Some(_), Some("scale")) => ("update", subresource::put_scale(st, t, q, headers, body, user).await),
         ("PUT", Some(_), _) => ("update", write::update(st, t, q, headers, body, user).await),

@@ -330,3 +330,17 @@ pub async fn release_cluster_ip(st: &Arc<ApiState>, svc: &Value) {
         }
     }
 }
+
+/// POST serviceaccounts/<name>/token: the TokenRequest API (`kubectl create token`).
+pub async fn token(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    let bytes = body::read(body).await?;
+    let req = if bytes.is_empty() {
+        json!({})
+    } else {
+        body::decode_object(headers, &bytes)?
+    };
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let name = t.name.as_deref().unwrap_or("");
+    let out = crate::serviceaccount::token_request(&st.storage, &st.sa_key, ns, name, &req, q.dry_run()?).await?;
+    Ok(body::json(StatusCode::CREATED, &out, &[]))
+}

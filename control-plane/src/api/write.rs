@@ -117,6 +117,7 @@ pub async fn create_object(
         dry_run,
     };
     warnings.extend(st.admission.admit_create(&adm, &mut obj)?);
+    st.admission.admit_service_account(&st.storage, &adm, &mut obj).await?;
     validate::validate(t.res, &obj)?;
     st.authz
         .check_escalation(user, t.res, &obj, st.storage.revision())
@@ -133,6 +134,12 @@ pub async fn create_object(
         return Ok((obj, warnings));
     }
     let stored = st.storage.create(t.res, ns.as_deref(), &name, &obj).await?;
+    if t.res.group.is_empty() && t.res.plural == "namespaces" {
+        // What Kubernetes' service account and root CA controllers add a moment later.
+        if let Err(e) = crate::serviceaccount::ensure_namespace_defaults(&st.storage, &name, &st.ca_pem).await {
+            tracing::warn!(namespace = %name, error = %e, "creating the namespace's default service account");
+        }
+    }
     Ok((for_response(t.res, &stored), warnings))
 }
 

@@ -11,6 +11,7 @@
 //! - `cache`: the watch-fed policy.
 //! - `impersonate`: `Impersonate-*` headers.
 //! - `node`: the Node authorizer (what a node's identity may read, by the pods bound to it).
+//! - `token`: service account tokens (signed JWTs).
 //! - `review`: SelfSubjectAccessReview, SubjectAccessReview, SelfSubjectRulesReview,
 //!   SelfSubjectReview.
 
@@ -21,6 +22,7 @@ pub mod impersonate;
 pub mod node;
 pub mod rbac;
 pub mod review;
+pub mod token;
 
 use std::time::Duration;
 
