@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a master: a member of the replicated store (etcd v3 API on the client port).
-    Master(MasterArgs),
+    Master(Box<MasterArgs>),
     /// Print a kubeconfig with a client certificate signed by the cluster CA.
     Kubeconfig(KubeconfigArgs),
     /// Benchmarks.
@@ -226,6 +226,12 @@ struct MasterArgs {
     /// Bearer tokens for the API, kube-apiserver's --token-auth-file format (token,user,uid,"groups").
     #[arg(long)]
     api_token_file: Option<PathBuf>,
+    /// Append an audit event (JSON line) per API request to this file.
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
+    /// Audit policy (kube-apiserver's audit.k8s.io/v1 Policy) [default: everything at Metadata].
+    #[arg(long)]
+    audit_policy: Option<PathBuf>,
     /// host:port for /metrics and /healthz (none when unset).
     #[arg(long)]
     listen_metrics: Option<String>,
@@ -272,6 +278,8 @@ impl MasterArgs {
             data_dir: data_dir.to_path_buf(),
             token_file: self.api_token_file.clone(),
             sans: Vec::new(),
+            audit_log: self.audit_log.clone(),
+            audit_policy: self.audit_policy.clone(),
         })
     }
 
@@ -290,6 +298,8 @@ impl MasterArgs {
                 listen_api,
                 advertise_api,
                 api_token_file,
+                audit_log,
+                audit_policy,
                 listen_metrics,
                 advertise_peer,
                 advertise_client,
@@ -471,7 +481,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         match cli.command {
-            Command::Master(a) => run_master(a).await,
+            Command::Master(a) => run_master(*a).await,
             Command::Kubeconfig(a) => {
                 let groups = if a.group.is_empty() && a.user == "admin" {
                     vec!["system:masters".to_string()]

@@ -30,9 +30,24 @@ trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "rb
 
 require_free_ports "127.0.0.1 127.0.0.2 127.0.0.3" "$CPORT $PPORT $MPORT $APORT"
 
+# Audit: configmaps with their bodies, secrets asked for the same (they must stay at Metadata),
+# nothing for health probes, the rest at Metadata.
+cat >"$TMP/audit-policy.yaml" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+- level: None
+  nonResourceURLs: ["/healthz*", "/readyz*", "/livez*"]
+- level: Request
+  resources:
+  - group: ""
+    resources: ["configmaps", "secrets"]
+- level: Metadata
+YAML
 for i in 1 2 3; do
     ip=127.0.0.$i
     "$SKIFF_BIN" master --name "m$i" --data-dir "$TMP/m$i" \
+        --audit-log "$TMP/m$i/audit.log" --audit-policy "$TMP/audit-policy.yaml" \
         --listen-peer "$ip:$PPORT" --listen-client "$ip:$CPORT" --listen-api "$ip:$APORT" --listen-metrics "$ip:$MPORT" \
         --initial-cluster "m1=127.0.0.1:$PPORT,m2=127.0.0.2:$PPORT,m3=127.0.0.3:$PPORT" \
         >>"$TMP/m$i.log" 2>&1 &
@@ -359,6 +374,38 @@ check_contains "a node creates only mirror pods" 'node "n1" can only create mirr
 out=$(try n1 create configmap c -n work --from-literal=a=b)
 check_contains "a node creates no configmaps" 'cannot create resource "configmaps"' "$out"
 
+# ------------------------------------------------------------------ audit ----
+
+admin create configmap audited -n team --from-literal=colour=teal >/dev/null
+python3 - "$TMP/m1/audit.log" <<'PY' >"$TMP/audit.out" 2>&1 || { cat "$TMP/audit.out"; fail "the audit log records who did what"; }
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+def find(**want):
+    for e in events:
+        if all(eval(f"e{k}", {"e": e}) == v for k, v in want.items()):
+            return e
+    raise SystemExit(f"no event with {want}; {len(events)} events")
+ok = find(**{'["user"]["username"]': "alice", '["verb"]': "create", '["objectRef"]["resource"]': "deployments",
+             '["objectRef"].get("namespace")': "team", '["responseStatus"]["code"]': 201})
+assert ok["annotations"]["authorization.k8s.io/decision"] == "allow", ok
+assert ok["level"] == "Metadata" and "requestObject" not in ok, ok
+assert ok["stageTimestamp"] >= ok["requestReceivedTimestamp"], ok
+no = find(**{'["user"]["username"]': "alice", '["verb"]': "create", '["objectRef"].get("namespace")': "other",
+             '["responseStatus"]["code"]': 403})
+assert no["annotations"]["authorization.k8s.io/decision"] == "forbid", no
+imp = find(**{'["user"]["username"]': "admin", '.get("impersonatedUser", {}).get("username")': "alice"})
+cm = [e for e in events if e["verb"] == "create" and e.get("objectRef", {}).get("resource") == "configmaps"
+      and e.get("requestObject", {}).get("metadata", {}).get("name") == "audited"]
+assert cm and cm[0]["level"] == "Request" and cm[0]["requestObject"]["data"]["colour"] == "teal", cm
+sec = [e for e in events if e.get("objectRef", {}).get("resource") == "secrets" and e["verb"] == "create"]
+assert sec and all(e["level"] == "Metadata" and "requestObject" not in e for e in sec), sec
+assert not any(e.get("requestURI", "").startswith("/readyz") for e in events), "health probes are not audited"
+text = open(sys.argv[1]).read()
+assert '"k":"v"' not in text and "dg==" not in text, "secret data leaked"
+print(f"{len(events)} events checked")
+PY
+pass "audit log: $(tail -1 "$TMP/audit.out")"
+
 out=$(admin get clusterroles -o name)
 for r in cluster-admin admin edit view system:discovery system:basic-user system:public-info-viewer system:node system:kube-scheduler system:kube-controller-manager; do
     check_match "bootstrap clusterrole $r" "^clusterrole.rbac.authorization.k8s.io/$r\$" "$out"
@@ -451,6 +498,23 @@ check_py "LimitRanger fills requests and limits from the LimitRange" \
 out=$(try admin run big --image=busybox -n quota \
     --overrides='{"spec":{"containers":[{"name":"big","image":"busybox","resources":{"limits":{"cpu":"2","memory":"100Mi"},"requests":{"cpu":"2","memory":"100Mi"}}}]}}')
 check_contains "LimitRanger refuses a limit above the max" 'maximum cpu usage per Container is 1, but limit is 2' "$out"
+
+# Priority: pods take their PriorityClass's value; system- names are reserved.
+out=$(admin get priorityclass system-node-critical -o jsonpath='{.value}')
+check_eq "the built-in system-node-critical class" 2000001000 "$out"
+admin create priorityclass high --value=1000 >/dev/null
+for _ in $(seq 1 50); do
+    out=$(try admin run prio -n team --image=busybox --overrides='{"spec":{"priorityClassName":"high"}}')
+    [[ "$out" == *created* ]] && break
+    sleep 0.1
+done
+check_contains "a pod naming a PriorityClass is created" "pod/prio created" "$out"
+out=$(admin get pod prio -n team -o jsonpath='{.spec.priority}')
+check_eq "a pod gets its PriorityClass's value" 1000 "$out"
+out=$(try admin run ghost-prio -n team --image=busybox --overrides='{"spec":{"priorityClassName":"ghost"}}')
+check_contains "an unknown PriorityClass is refused" 'no PriorityClass with name ghost was found' "$out"
+out=$(try admin create priorityclass system-mine --value=5)
+check_contains "system- PriorityClass names are reserved" "priority class names with 'system-' prefix are reserved" "$out"
 
 # PodSecurity: a restricted namespace refuses a privileged pod, naming the violations.
 admin create namespace locked >/dev/null

@@ -63,19 +63,9 @@ pub fn pod_spec(spec: &mut Map<String, Value>) {
     set_default(spec, "securityContext", json!({}));
     set_default(spec, "schedulerName", json!("default-scheduler"));
     set_default(spec, "enableServiceLinks", json!(true));
-    set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    set_default(spec, "priority", json!(0));
-    if spec.get("serviceAccountName").is_none() {
-        spec.insert("serviceAccountName".into(), json!("default"));
-    }
-    set_default(
-        spec,
-        "tolerations",
-        json!([
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
-        ]),
-    );
+    // priority, preemptionPolicy, serviceAccountName and the not-ready/unreachable tolerations
+    // are admission's (Priority, ServiceAccount, DefaultTolerationSeconds): pods get them when
+    // created, workload templates never do, as in Kubernetes.
     for list in ["containers", "initContainers"] {
         if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {

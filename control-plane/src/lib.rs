@@ -18,6 +18,7 @@
 //! - `auth/`: authorization (RBAC over a watch-fed cache, impersonation, access reviews).
 //! - `admission/`: the admission chain (namespace lifecycle, tolerations, limits, quota, pod
 //!   security).
+//! - `audit`: the audit log (policy, JSON lines).
 //! - `informer`: watch-fed local copies of a resource.
 //! - `serviceaccount`: service accounts' signing key, TokenRequest, namespace defaults.
 //! - `pki`, `tls`: the cluster CA, certificates, kubeconfigs, HTTPS serving and authentication.
@@ -30,6 +31,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod defaults;
 pub mod discovery;

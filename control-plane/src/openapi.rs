@@ -29,7 +29,7 @@ use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
-use k8s_openapi::api::{apps, autoscaling, coordination, core, discovery, events, policy, rbac};
+use k8s_openapi::api::{apps, autoscaling, coordination, core, discovery, events, policy, rbac, scheduling};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
 use crate::discovery::{subresource, GIT_VERSION};
@@ -107,6 +107,7 @@ static KINDS: &[KindSchema] = kinds![
     rbac::v1::RoleBinding,
     rbac::v1::ClusterRole,
     rbac::v1::ClusterRoleBinding,
+    scheduling::v1::PriorityClass,
 ];
 
 /// Strategic-merge-patch metadata of list fields (schema, property, merge key, strategy), as

@@ -308,6 +308,18 @@ pub static RESOURCES: &[Resource] = &[
         "/registry/events.k8s.io/events"
     ),
     res!(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        "priorityclass",
+        false,
+        &["pc"],
+        NONE,
+        NONE,
+        "/registry/priorityclasses"
+    ),
+    res!(
         "rbac.authorization.k8s.io",
         "v1",
         "Role",

@@ -38,6 +38,10 @@ pub struct ApiConfig {
     pub token_file: Option<PathBuf>,
     /// Extra names or IPs for the serving certificate.
     pub sans: Vec<String>,
+    /// Audit log file (JSON lines), if any.
+    pub audit_log: Option<PathBuf>,
+    /// kube-apiserver audit policy (YAML); everything at Metadata when unset.
+    pub audit_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,8 @@ pub enum ServerError {
     Listen { addr: String, source: std::io::Error },
     #[error("token file: {0}")]
     Tokens(String),
+    #[error("audit: {0}")]
+    Audit(String),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -175,6 +181,11 @@ async fn bootstrap(storage: &Storage, ca_pem: &str) -> Result<(), ApiError> {
     for obj in auth::bootstrap::cluster_role_bindings() {
         ensure(storage, bindings, obj).await?;
     }
+    let classes = registry::lookup("scheduling.k8s.io", "v1", "priorityclasses")
+        .ok_or_else(|| ApiError::internal("priorityclasses are not served"))?;
+    for obj in crate::admission::priority::system_classes() {
+        ensure(storage, classes, obj).await?;
+    }
     Ok(())
 }
 
@@ -261,7 +272,27 @@ pub async fn start(
         }
         tracing::warn!("API server waiting for the RBAC and admission caches");
     }
+    let audit = match &cfg.audit_log {
+        None => None,
+        Some(path) => {
+            let policy = match &cfg.audit_policy {
+                None => crate::audit::Policy::metadata(),
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .map_err(|e| ServerError::Audit(format!("reading {}: {e}", p.display())))?;
+                    crate::audit::Policy::parse(&text)
+                        .map_err(|e| ServerError::Audit(format!("policy {}: {e}", p.display())))?
+                }
+            };
+            Some(
+                crate::audit::AuditLog::open(path, policy, shutdown.clone())
+                    .await
+                    .map_err(|e| ServerError::Audit(format!("opening {}: {e}", path.display())))?,
+            )
+        }
+    };
     let state = Arc::new(ApiState {
+        audit,
         authz: auth::Authorizer { rbac },
         admission,
         sa_key,

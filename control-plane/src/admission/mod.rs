@@ -12,12 +12,14 @@
 //! - `limit_ranger`: LimitRange defaults and bounds.
 //! - `toleration_seconds`: DefaultTolerationSeconds.
 //! - `pod_security`: PodSecurity levels by namespace label.
+//! - `priority`: pod priority from PriorityClasses.
 //! - `quota`: ResourceQuota usage and limits; `quantity`: resource quantities.
 
 pub mod lifecycle;
 pub mod limit_ranger;
 pub mod node_restriction;
 pub mod pod_security;
+pub mod priority;
 pub mod quantity;
 pub mod quota;
 pub mod toleration_seconds;
@@ -44,6 +46,7 @@ pub struct Admission {
     limit_ranges: Arc<Cache>,
     quotas: Arc<Cache>,
     service_accounts: Arc<Cache>,
+    priority_classes: Arc<Cache>,
     synced: Vec<Synced>,
 }
 
@@ -60,23 +63,26 @@ pub struct Request<'a> {
 impl Admission {
     pub fn start(storage: &Storage, shutdown: &CancellationToken) -> Admission {
         let mut synced = Vec::new();
-        let mut cache = |plural: &str| {
+        let mut cache = |group_version: (&str, &str), plural: &str| {
             let c = Arc::new(Cache::default());
-            if let Some(res) = registry::lookup("", "v1", plural) {
+            if let Some(res) = registry::lookup(group_version.0, group_version.1, plural) {
                 let (_task, s) = informer::spawn(storage.clone(), res, c.clone(), shutdown.clone());
                 synced.push(s);
             }
             c
         };
-        let namespaces = cache("namespaces");
-        let limit_ranges = cache("limitranges");
-        let quotas = cache("resourcequotas");
-        let service_accounts = cache("serviceaccounts");
+        let core = ("", "v1");
+        let namespaces = cache(core, "namespaces");
+        let limit_ranges = cache(core, "limitranges");
+        let quotas = cache(core, "resourcequotas");
+        let service_accounts = cache(core, "serviceaccounts");
+        let priority_classes = cache(("scheduling.k8s.io", "v1"), "priorityclasses");
         Admission {
             namespaces,
             limit_ranges,
             quotas,
             service_accounts,
+            priority_classes,
             synced,
         }
     }
@@ -122,6 +128,7 @@ impl Admission {
     pub fn admit_create(&self, r: &Request<'_>, obj: &mut Value) -> ApiResult<Vec<String>> {
         let mut warnings = Vec::new();
         restrict_node(r, Operation::Create, Some(obj), None)?;
+        self.admit_priority_class(r, obj)?;
         let Some(ns) = r.namespace.filter(|_| r.res.namespaced) else {
             return Ok(warnings);
         };
@@ -131,6 +138,7 @@ impl Admission {
             let ranges = self.limit_ranges.list(ns);
             limit_ranger::admit_pod(obj, &ranges).map_err(|m| forbidden(r, &m))?;
             toleration_seconds::apply(obj);
+            priority::admit_pod(obj, &self.priority_classes.list("")).map_err(|m| forbidden(r, &m))?;
             if let Some(n) = &ns_obj {
                 warnings.extend(pod_security::check(n, obj).map_err(|m| forbidden(r, &m))?);
             }
@@ -143,6 +151,7 @@ impl Admission {
     pub fn admit_update(&self, r: &Request<'_>, obj: &mut Value, old: &Value) -> ApiResult<Vec<String>> {
         let mut warnings = Vec::new();
         restrict_node(r, Operation::Update, Some(obj), Some(old))?;
+        self.admit_priority_class(r, obj)?;
         let Some(ns) = r.namespace.filter(|_| is_pod(r.res) && r.subresource.is_none()) else {
             return Ok(warnings);
         };
@@ -214,6 +223,22 @@ fn all_of(prefix: &str) -> crate::storage::ListSpec<'_> {
         at: 0,
         limit: 0,
         serializable: false,
+    }
+}
+
+impl Admission {
+    /// Priority's checks of PriorityClass writes.
+    fn admit_priority_class(&self, r: &Request<'_>, obj: &Value) -> ApiResult<()> {
+        if r.res.group != "scheduling.k8s.io" || r.res.plural != "priorityclasses" {
+            return Ok(());
+        }
+        let others: Vec<Value> = self
+            .priority_classes
+            .list("")
+            .into_iter()
+            .filter(|c| c.pointer("/metadata/name").and_then(Value::as_str) != Some(r.name))
+            .collect();
+        priority::admit_class(obj, &others).map_err(|m| forbidden(r, &m))
     }
 }
 

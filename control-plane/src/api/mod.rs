@@ -12,16 +12,19 @@ mod subresource;
 mod watch;
 mod write;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::Value;
 
+use crate::audit;
+use crate::auth::rbac::Attributes;
 use crate::auth::review::Review;
 use crate::auth::{self, attributes, impersonate, Authorizer};
 use crate::error::{ApiError, ApiResult};
@@ -43,6 +46,8 @@ pub struct ApiState {
     pub sa_key: Arc<crate::auth::token::SigningKey>,
     /// The cluster CA, published in every namespace's kube-root-ca.crt.
     pub ca_pem: String,
+    /// Where requests are recorded, if anywhere (`--audit-log`).
+    pub audit: Option<crate::audit::AuditLog>,
     /// Cancelled on shutdown: watches end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -50,6 +55,10 @@ pub struct ApiState {
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
+
+/// What the audit log needs of a request: its attributes, the authenticated user when it acted
+/// as someone else, and the authorization decision.
+type Audited = (Attributes, Option<(String, Vec<String>)>, &'static str);
 
 async fn handle(
     State(st): State<Arc<ApiState>>,
@@ -59,20 +68,55 @@ async fn handle(
     req: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
+    let received = chrono::Utc::now();
     let authn = req.extensions().get::<Authn>().cloned();
     let sa_token = req.extensions().get::<ServiceAccountToken>().cloned();
-    let body = req.into_body();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let mut body = req.into_body();
     let path = uri.path().to_string();
+    // For the audit log: what was asked, by whom (and as whom), and the decision.
+    let mut audit: Option<Audited> = None;
+    let mut captured: Option<Vec<u8>> = None;
+    let unauthorized = |audit: &mut Option<_>| {
+        *audit = Some((
+            attributes::for_path(&auth::user_of(&anonymous()), &method, &path),
+            None,
+            "forbid",
+        ));
+        (ApiError::unauthorized().into_response(), "", String::new())
+    };
     let (resp, verb, resource) = match authn.and_then(|a| a.0) {
         None if is_public(&path) => route(&st, &method, &uri, &headers, body, &anonymous()).await,
-        None => (ApiError::unauthorized().into_response(), "", String::new()),
-        Some(_) if !service_account_live(&st, sa_token.as_ref()).await => {
-            (ApiError::unauthorized().into_response(), "", String::new())
+        None => unauthorized(&mut audit),
+        Some(_) if !service_account_live(&st, sa_token.as_ref()).await => unauthorized(&mut audit),
+        Some(real) => {
+            let real_id = (real.name.clone(), real.groups.clone());
+            match authorize(&st, &method, &uri, &headers, real).await {
+                Ok((user, attrs)) => {
+                    let level = st.audit.as_ref().map_or(audit::Level::None, |l| l.level(&attrs));
+                    let acting_as = (user.name != real_id.0).then_some(real_id);
+                    audit = Some((attrs, acting_as, "allow"));
+                    if level >= audit::Level::Request {
+                        match body::read(body).await {
+                            Ok(bytes) => {
+                                captured = Some(bytes.clone());
+                                body = Body::from(bytes);
+                            }
+                            Err(e) => return e.into_response(),
+                        }
+                    }
+                    route(&st, &method, &uri, &headers, body, &user).await
+                }
+                Err((e, attrs)) => {
+                    audit = Some((attrs, None, "forbid"));
+                    (e.into_response(), "", String::new())
+                }
+            }
         }
-        Some(real) => match authorize(&st, &method, &uri, &headers, real).await {
-            Ok(user) => route(&st, &method, &uri, &headers, body, &user).await,
-            Err(e) => (e.into_response(), "", String::new()),
-        },
     };
     st.metrics.observe(
         verb,
@@ -81,6 +125,34 @@ async fn handle(
         started.elapsed(),
         method.as_str(),
     );
+    if let (Some(log), Some((attrs, real_user, decision))) = (&st.audit, &audit) {
+        let request_object = captured
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .and_then(|b| body::decode_object(&headers, b).ok());
+        let api_version = request::parse_path(&path)
+            .ok()
+            .flatten()
+            .map(|t| t.res.version)
+            .unwrap_or("v1");
+        log.record(&audit::Record {
+            level: log.level(attrs),
+            attrs,
+            real_user: real_user.as_ref(),
+            uri: uri.path_and_query().map_or(path.as_str(), |p| p.as_str()),
+            source_ip: peer,
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+            code: resp.status().as_u16(),
+            decision,
+            received,
+            completed: chrono::Utc::now(),
+            request_object: request_object.as_ref(),
+            api_version,
+        });
+    }
     resp
 }
 
@@ -107,20 +179,11 @@ fn anonymous() -> UserInfo {
     }
 }
 
-/// Impersonation, then RBAC: the identity the request acts as, or the 400/403 that stops it.
-async fn authorize(
-    st: &Arc<ApiState>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    real: UserInfo,
-) -> ApiResult<UserInfo> {
-    // Writes this master applied before the request arrived must count (see Authorizer).
-    let applied = st.storage.revision();
-    let user = impersonate::resolve(&st.authz, real, headers, applied).await?;
-    let rbac_user = auth::user_of(&user);
+/// What a request asks of RBAC, for `user`.
+fn request_attributes(method: &Method, uri: &Uri, user: &UserInfo) -> Attributes {
+    let rbac_user = auth::user_of(user);
     let path = uri.path();
-    let attrs = match (Review::parse(path), request::parse_path(path)) {
+    match (Review::parse(path), request::parse_path(path)) {
         (Some(r), _) => r.attributes(&rbac_user),
         (None, Ok(Some(t))) => {
             let watch = Query::parse(uri.query()).map(|q| q.flag("watch")).unwrap_or(false);
@@ -128,9 +191,29 @@ async fn authorize(
         }
         // Unknown resources get their 404 from the router once the path itself is allowed.
         (None, _) => attributes::for_path(&rbac_user, method, path),
+    }
+}
+
+/// Impersonation, then RBAC: the identity the request acts as and what it asks, or the 400/403
+/// that stops it (with what was asked, for the audit log).
+async fn authorize(
+    st: &Arc<ApiState>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    real: UserInfo,
+) -> Result<(UserInfo, Attributes), (ApiError, Attributes)> {
+    // Writes this master applied before the request arrived must count (see Authorizer).
+    let applied = st.storage.revision();
+    let user = match impersonate::resolve(&st.authz, real.clone(), headers, applied).await {
+        Ok(u) => u,
+        Err(e) => return Err((e, request_attributes(method, uri, &real))),
     };
-    st.authz.authorize(&attrs, applied).await?;
-    Ok(user)
+    let attrs = request_attributes(method, uri, &user);
+    match st.authz.authorize(&attrs, applied).await {
+        Ok(()) => Ok((user, attrs)),
+        Err(e) => Err((e, attrs)),
+    }
 }
 
 fn ok_json(v: &Value) -> Response {

@@ -2864,6 +2864,25 @@ pub(super) static RBAC_V1_SUBJECT: Message = Message {
     ],
 };
 
+pub(super) static SCHEDULING_V1_PRIORITY_CLASS: Message = Message {
+    name: "scheduling/v1.PriorityClass",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "value", I32),
+        zero(3, "globalDefault", Bool),
+        zero(4, "description", Str),
+        opt(5, "preemptionPolicy", Str),
+    ],
+};
+
+pub(super) static SCHEDULING_V1_PRIORITY_CLASS_LIST: Message = Message {
+    name: "scheduling/v1.PriorityClassList",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_LIST_META)),
+        rep(2, "items", Msg(&SCHEDULING_V1_PRIORITY_CLASS)),
+    ],
+};
+
 /// The kinds decoded at the top level: (apiVersion, kind, message).
 pub(super) static KINDS: &[(&str, &str, &Message)] = &[
     ("apps/v1", "DaemonSet", &APPS_V1_DAEMON_SET),
@@ -2922,6 +2941,8 @@ pub(super) static KINDS: &[(&str, &str, &Message)] = &[
     ("rbac.authorization.k8s.io/v1", "RoleBinding", &RBAC_V1_ROLE_BINDING),
     ("rbac.authorization.k8s.io/v1", "RoleBindingList", &RBAC_V1_ROLE_BINDING_LIST),
     ("rbac.authorization.k8s.io/v1", "RoleList", &RBAC_V1_ROLE_LIST),
+    ("scheduling.k8s.io/v1", "PriorityClass", &SCHEDULING_V1_PRIORITY_CLASS),
+    ("scheduling.k8s.io/v1", "PriorityClassList", &SCHEDULING_V1_PRIORITY_CLASS_LIST),
 ];
 
 /// meta/v1 kinds, registered in every group version.
