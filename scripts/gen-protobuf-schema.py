@@ -30,6 +30,7 @@ PACKAGES = {
     "k8s.io.api.rbac.v1": (API, "rbac/v1", "rbac/v1", "rbac.authorization.k8s.io/v1"),
     "k8s.io.api.policy.v1": (API, "policy/v1", "policy/v1", "policy/v1"),
     "k8s.io.api.authorization.v1": (API, "authorization/v1", "authorization/v1", "authorization.k8s.io/v1"),
+    "k8s.io.api.certificates.v1": (API, "certificates/v1", "certificates/v1", "certificates.k8s.io/v1"),
     "k8s.io.api.scheduling.v1": (API, "scheduling/v1", "scheduling/v1", "scheduling.k8s.io/v1"),
     "k8s.io.api.authentication.v1": (API, "authentication/v1", "authentication/v1", "authentication.k8s.io/v1"),
     "k8s.io.apimachinery.pkg.apis.meta.v1": (MACHINERY, "pkg/apis/meta/v1", "meta/v1", None),
@@ -64,6 +65,7 @@ ROOTS = {
                                     "SelfSubjectRulesReview"],
     "k8s.io.api.authentication.v1": ["SelfSubjectReview", "TokenRequest"],
     "k8s.io.api.scheduling.v1": ["PriorityClass"],
+    "k8s.io.api.certificates.v1": ["CertificateSigningRequest"],
     "k8s.io.apimachinery.pkg.apis.meta.v1": ["DeleteOptions", "Status", "ListOptions", "GetOptions",
                                              "CreateOptions", "UpdateOptions", "PatchOptions", "List"],
 }

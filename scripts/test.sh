@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build-essential libclang-dev clang protobuf-compiler pkg-config etcd-client etcd-server
-scripts/deps.sh curl python3 python3-yaml  # tests/kubectl.sh (kubectl itself: /usr/bin/kubectl, our compatibility target)
+scripts/deps.sh curl python3 python3-yaml openssl  # tests/kubectl.sh, tests/rbac.sh (CSRs) (kubectl itself: /usr/bin/kubectl, our compatibility target)
 scripts/deps.sh nftables iproute2  # chaos-tests: netns hosts + nftables partitions (its tests run in the workspace tests)
 export CARGO_TERM_COLOR=never
 cargo build --release --locked --bin skiff

@@ -252,6 +252,18 @@ check_contains "binding a role one holds is allowed" "rolebinding.rbac.authoriza
 out=$(try as carol create rolebinding x --clusterrole=view --user=carol -n other)
 check_contains "no binding outside one's namespace" 'cannot create resource "rolebindings"' "$out"
 
+# A right to patch is no right to create: server-side apply of a new object needs `create`.
+kubeconfig dave
+admin create role cm-patcher --verb=get,patch --resource=configmaps -n team >/dev/null
+admin create rolebinding dave-patch --role=cm-patcher --user=dave -n team >/dev/null
+for _ in $(seq 1 50); do
+    [ "$(as dave auth can-i patch configmaps -n team 2>/dev/null || true)" = yes ] && break
+    sleep 0.1
+done
+out=$(printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sneaky, namespace: team}\n' |
+    try as dave apply --server-side -f -)
+check_contains "apply that would create needs create" 'cannot create resource "configmaps"' "$out"
+
 # ---------------------------------------------------------- impersonation ----
 
 out=$(admin auth can-i create deployments -n other --as alice || true)
@@ -374,6 +386,87 @@ check_contains "a node creates only mirror pods" 'node "n1" can only create mirr
 out=$(try n1 create configmap c -n work --from-literal=a=b)
 check_contains "a node creates no configmaps" 'cannot create resource "configmaps"' "$out"
 
+# ------------------------------------------------------- node credentials ----
+
+# kubeadm's TLS bootstrap: a bootstrap token gets a node certificate through the CSR API.
+admin create -n kube-system -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Secret
+metadata: {name: bootstrap-token-abcdef}
+type: bootstrap.kubernetes.io/token
+stringData: {token-id: abcdef, token-secret: 0123456789abcdef, usage-bootstrap-authentication: "true"}
+YAML
+boot() {
+    "$KUBECTL" --kubeconfig /dev/null --server "https://127.0.0.1:$APORT" --certificate-authority "$TMP/ca.crt" \
+        --token abcdef.0123456789abcdef --request-timeout=20s "$@"
+}
+out=$(boot auth whoami -o json)
+check_py "a bootstrap token authenticates as system:bootstrap:<id> in system:bootstrappers" \
+    'd["status"]["userInfo"]["username"] == "system:bootstrap:abcdef" and "system:bootstrappers" in d["status"]["userInfo"]["groups"]' "$out"
+out=$(try boot get secrets -n kube-system)
+check_contains "a bootstrap token reads no secrets" 'cannot list resource "secrets"' "$out"
+# csr FILE CN O: a key and a PKCS#10 request for CN in O
+csr() {
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TMP/$1.key" \
+        -subj "/O=$3/CN=$2" -out "$TMP/$1.csr" 2>/dev/null
+}
+csr n3 system:node:n3 system:nodes
+boot create -f - >/dev/null <<YAML
+apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata: {name: node-n3}
+spec:
+  request: $(base64 -w0 "$TMP/n3.csr")
+  signerName: kubernetes.io/kube-apiserver-client-kubelet
+  usages: [digital signature, client auth]
+YAML
+cert=
+for _ in $(seq 1 100); do
+    cert=$(admin get csr node-n3 -o jsonpath='{.status.certificate}' 2>/dev/null || true)
+    [ -n "$cert" ] && break
+    sleep 0.1
+done
+check_match "the node's CSR is approved and signed automatically" '^[A-Za-z0-9+/=]{100,}$' "$cert"
+out=$(admin get csr node-n3 -o jsonpath='{.spec.username} {.status.conditions[0].type}/{.status.conditions[0].reason}')
+check_eq "the CSR records its requester and the auto-approval" "system:bootstrap:abcdef Approved/AutoApproved" "$out"
+base64 -d <<<"$cert" >"$TMP/n3.crt"
+n3() {
+    "$KUBECTL" --kubeconfig /dev/null --server "https://127.0.0.1:$APORT" --certificate-authority "$TMP/ca.crt" \
+        --client-certificate "$TMP/n3.crt" --client-key "$TMP/n3.key" --request-timeout=20s "$@"
+}
+out=$(n3 auth whoami -o json)
+check_py "the signed certificate is the node's identity" \
+    'd["status"]["userInfo"]["username"] == "system:node:n3" and "system:nodes" in d["status"]["userInfo"]["groups"]' "$out"
+out=$(printf 'apiVersion: v1\nkind: Node\nmetadata: {name: n3}\n' | n3 create -f -)
+check_contains "with it, the node registers its own Node" "node/n3 created" "$out"
+# A client certificate for a person waits for an administrator.
+csr eve eve devs
+admin create -f - >/dev/null <<YAML
+apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata: {name: eve}
+spec:
+  request: $(base64 -w0 "$TMP/eve.csr")
+  signerName: kubernetes.io/kube-apiserver-client
+  usages: [digital signature, client auth]
+YAML
+sleep 1.5
+out=$(admin get csr eve -o jsonpath='{.status.certificate}')
+check_eq "a person's CSR is not approved automatically" "" "$out"
+out=$(admin certificate approve eve)
+check_contains "kubectl certificate approve" "certificatesigningrequest.certificates.k8s.io/eve approved" "$out"
+cert=
+for _ in $(seq 1 100); do
+    cert=$(admin get csr eve -o jsonpath='{.status.certificate}' 2>/dev/null || true)
+    [ -n "$cert" ] && break
+    sleep 0.1
+done
+base64 -d <<<"$cert" >"$TMP/eve.crt"
+out=$("$KUBECTL" --kubeconfig /dev/null --server "https://127.0.0.1:$APORT" --certificate-authority "$TMP/ca.crt" \
+    --client-certificate "$TMP/eve.crt" --client-key "$TMP/eve.key" auth whoami -o json)
+check_py "once approved, the certificate authenticates eve in devs" \
+    'd["status"]["userInfo"]["username"] == "eve" and "devs" in d["status"]["userInfo"]["groups"]' "$out"
+
 # ------------------------------------------------------------------ audit ----
 
 admin create configmap audited -n team --from-literal=colour=teal >/dev/null
@@ -405,6 +498,31 @@ assert '"k":"v"' not in text and "dg==" not in text, "secret data leaked"
 print(f"{len(events)} events checked")
 PY
 pass "audit log: $(tail -1 "$TMP/audit.out")"
+
+# Writes to subresources that are not views of their parent never reach the parent.
+python3 - "$TMP" "$APORT" <<'PY' >"$TMP/sub.out" 2>&1 || { cat "$TMP/sub.out"; fail "subresource writes are confined"; }
+import base64, http.client, ssl, sys, tempfile, yaml
+tmp, port = sys.argv[1], int(sys.argv[2])
+cfg = yaml.safe_load(open(f"{tmp}/admin.kubeconfig"))
+u = cfg["users"][0]["user"]
+files = []
+for k in ("client-certificate-data", "client-key-data"):
+    f = tempfile.NamedTemporaryFile(delete=False, dir=tmp, suffix=".pem")
+    f.write(base64.b64decode(u[k])); f.close(); files.append(f.name)
+ctx = ssl.create_default_context(cadata=base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode())
+ctx.load_cert_chain(*files)
+for method, sub in [("PATCH", "exec"), ("PUT", "binding"), ("PATCH", "eviction"), ("GET", "binding"), ("PUT", "log")]:
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+    c.request(method, f"/api/v1/namespaces/team/pods/sa-pod/{sub}", body=b'{"metadata":{"labels":{"x":"y"}}}' if method != "GET" else None,
+              headers={"Content-Type": "application/merge-patch+json" if method == "PATCH" else "application/json"})
+    r = c.getresponse(); r.read()
+    if r.status != 405:
+        print(f"{method} pods/sa-pod/{sub}: {r.status}, expected 405"); sys.exit(1)
+print("5 subresource writes and reads refused with 405")
+PY
+pass "$(tail -1 "$TMP/sub.out")"
+out=$(admin get pod sa-pod -n team -o jsonpath='{.metadata.labels.x}')
+check_eq "the pod was not changed through a subresource" "" "$out"
 
 out=$(admin get clusterroles -o name)
 for r in cluster-admin admin edit view system:discovery system:basic-user system:public-info-viewer system:node system:kube-scheduler system:kube-controller-manager; do

@@ -19,6 +19,7 @@
 //! - `admission/`: the admission chain (namespace lifecycle, tolerations, limits, quota, pod
 //!   security).
 //! - `audit`: the audit log (policy, JSON lines).
+//! - `csr`: bootstrap tokens and the CSR API's approver and signer (node credentials).
 //! - `informer`: watch-fed local copies of a resource.
 //! - `serviceaccount`: service accounts' signing key, TokenRequest, namespace defaults.
 //! - `pki`, `tls`: the cluster CA, certificates, kubeconfigs, HTTPS serving and authentication.
@@ -33,6 +34,7 @@ pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod csr;
 pub mod defaults;
 pub mod discovery;
 pub mod error;

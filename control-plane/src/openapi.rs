@@ -29,7 +29,9 @@ use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
-use k8s_openapi::api::{apps, autoscaling, coordination, core, discovery, events, policy, rbac, scheduling};
+use k8s_openapi::api::{
+    apps, autoscaling, certificates, coordination, core, discovery, events, policy, rbac, scheduling,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
 use crate::discovery::{subresource, GIT_VERSION};
@@ -108,6 +110,7 @@ static KINDS: &[KindSchema] = kinds![
     rbac::v1::ClusterRole,
     rbac::v1::ClusterRoleBinding,
     scheduling::v1::PriorityClass,
+    certificates::v1::CertificateSigningRequest,
 ];
 
 /// Strategic-merge-patch metadata of list fields (schema, property, merge key, strategy), as

@@ -34,6 +34,8 @@ pub const DEFAULT_SERVER_SANS: [&str; 6] = [
     "kubernetes.default.svc.cluster.local",
 ];
 
+pub mod csr;
+
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 const LEAF_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Certificates start a little in the past so a peer whose clock lags still accepts them
@@ -76,6 +78,8 @@ pub enum PkiError {
     Clock,
     #[error("malformed DER in the draft certificate: {what}")]
     Der { what: &'static str },
+    #[error("invalid certificate signing request: {reason}")]
+    BadCsr { reason: String },
 }
 
 /// Who a request comes from, as Kubernetes' `user.Info` has it.
@@ -284,19 +288,11 @@ fn set_validity(params: &mut CertificateParams, lifetime: Duration) -> Result<()
     Ok(())
 }
 
-/// Builds, signs and renames a leaf certificate; see the module docs for why in two steps.
-fn issue(
-    ca: &CaBundle,
-    what: &'static str,
-    subject: &[u8],
-    sans: Vec<SanType>,
-    usage: ExtendedKeyUsagePurpose,
-) -> Result<(String, String), PkiError> {
+/// The CA's key, the CA as rcgen wants an issuer, and the CA's raw subject name. Only the key
+/// and key identifier of that issuer reach a draft, since the issuer name is replaced afterwards.
+fn issuer(ca: &CaBundle) -> Result<(KeyPair, rcgen::Certificate, Vec<u8>), PkiError> {
     let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|source| PkiError::CaKey { source })?;
     let (ca_subject, ca_key_id) = read_ca_cert(&ca.cert_pem)?;
-
-    // rcgen wants the issuer as a certificate; only its key and key identifier reach the draft,
-    // since the issuer name is replaced afterwards.
     let mut issuer_params = CertificateParams::default();
     issuer_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     issuer_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -306,7 +302,18 @@ fn issue(
     let issuer = issuer_params
         .self_signed(&ca_key)
         .map_err(|source| PkiError::Signing { what: "CA", source })?;
+    Ok((ca_key, issuer, ca_subject))
+}
 
+/// Builds, signs and renames a leaf certificate; see the module docs for why in two steps.
+fn issue(
+    ca: &CaBundle,
+    what: &'static str,
+    subject: &[u8],
+    sans: Vec<SanType>,
+    usage: ExtendedKeyUsagePurpose,
+) -> Result<(String, String), PkiError> {
+    let (ca_key, issuer, ca_subject) = issuer(ca)?;
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|source| PkiError::KeyGeneration { what, source })?;
     let mut params = CertificateParams::default();

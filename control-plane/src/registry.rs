@@ -308,6 +308,18 @@ pub static RESOURCES: &[Resource] = &[
         "/registry/events.k8s.io/events"
     ),
     res!(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        false,
+        &["csr"],
+        NONE,
+        &["status", "approval"],
+        "/registry/certificatesigningrequests"
+    ),
+    res!(
         "scheduling.k8s.io",
         "v1",
         "PriorityClass",

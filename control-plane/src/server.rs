@@ -23,6 +23,12 @@ use crate::tls;
 /// How often quota usage is recomputed from the objects (gives back what deletes freed).
 const QUOTA_RESYNC: Duration = Duration::from_secs(2);
 
+/// How often namespaces are checked for their default service account.
+const NAMESPACE_DEFAULTS_PASS: Duration = Duration::from_secs(5);
+
+/// How often CSRs are looked at for approval and signing.
+const CSR_PASS: Duration = Duration::from_secs(1);
+
 /// Store key of the cluster CA.
 pub const CA_KEY: &str = "/registry/skiff/pki/ca";
 
@@ -181,6 +187,15 @@ async fn bootstrap(storage: &Storage, ca_pem: &str) -> Result<(), ApiError> {
     for obj in auth::bootstrap::cluster_role_bindings() {
         ensure(storage, bindings, obj).await?;
     }
+    // kubeadm's binding that lets bootstrap tokens ask for node certificates.
+    let node_bootstrap = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "skiff:node-bootstrapper"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node-bootstrapper"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": crate::csr::BOOTSTRAPPERS_GROUP}],
+    });
+    ensure(storage, bindings, node_bootstrap).await?;
     let classes = registry::lookup("scheduling.k8s.io", "v1", "priorityclasses")
         .ok_or_else(|| ApiError::internal("priorityclasses are not served"))?;
     for obj in crate::admission::priority::system_classes() {
@@ -230,6 +245,7 @@ pub async fn start(
 
     let rbac = auth::Rbac::start(&storage, &shutdown);
     let admission = crate::admission::Admission::start(&storage, &shutdown);
+    tokio::spawn(crate::csr::run(storage.clone(), ca.clone(), CSR_PASS, shutdown.clone()));
     tokio::spawn(crate::admission::run_quota_resync(
         storage.clone(),
         QUOTA_RESYNC,
@@ -302,6 +318,7 @@ pub async fn start(
         metrics: Default::default(),
         shutdown: shutdown.clone(),
     });
+    tokio::spawn(run_namespace_defaults(state.clone(), shutdown.clone()));
     let app = api::router(state);
     tracing::info!(listen = %cfg.listen, "API server serving");
     Ok(tokio::spawn(tls::serve(
@@ -311,6 +328,23 @@ pub async fn start(
         Arc::new(tokens),
         shutdown,
     )))
+}
+
+/// Gives every namespace its `default` service account and `kube-root-ca.crt` when it lacks them
+/// (Kubernetes' service account and root CA publisher controllers). Idempotent creates, so every
+/// master may run it.
+async fn run_namespace_defaults(state: Arc<ApiState>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(NAMESPACE_DEFAULTS_PASS) => {}
+        }
+        for ns in state.admission.namespaces_without_default_account() {
+            if let Err(e) = crate::serviceaccount::ensure_namespace_defaults(&state.storage, &ns, &state.ca_pem).await {
+                tracing::debug!(namespace = %ns, error = %e, "namespace defaults; retrying later");
+            }
+        }
+    }
 }
 
 /// `skiff kubeconfig`: a kubeconfig for `user` in `groups`, signed by the CA in `data_dir`.

@@ -89,6 +89,7 @@ pub async fn token_request(
     name: &str,
     body: &Value,
     dry_run: bool,
+    node: Option<&str>,
 ) -> ApiResult<Value> {
     let sa = storage.must_get(core("serviceaccounts")?, Some(ns), name).await?;
     let sa_uid = sa
@@ -97,11 +98,27 @@ pub async fn token_request(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let mut spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let mut spec = match body.get("spec") {
+        None | Some(Value::Null) => json!({}),
+        Some(s) if s.is_object() => s.clone(),
+        Some(_) => return Err(ApiError::bad_request("spec: must be an object")),
+    };
     let seconds = spec
         .get("expirationSeconds")
         .and_then(Value::as_i64)
         .unwrap_or(DEFAULT_EXPIRATION);
+    if seconds > crate::auth::token::MAX_EXPIRATION {
+        return Err(ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            name,
+            vec![Cause::invalid(
+                "spec.expirationSeconds",
+                &seconds.to_string(),
+                "may not specify a duration larger than 2^32 seconds",
+            )],
+        ));
+    }
     if seconds < crate::auth::token::MIN_EXPIRATION {
         return Err(ApiError::invalid(
             "authentication.k8s.io",
@@ -120,6 +137,14 @@ pub async fn token_request(
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
     let pod = match spec.get("boundObjectRef").filter(|b| !b.is_null()) {
+        // A node's identity gets only tokens bound to a pod running on it (NodeRestriction).
+        None if node.is_some() => {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("serviceaccounts \"{name}\" is forbidden: node requested token not bound to a pod"),
+            ))
+        }
         None => None,
         Some(b) => {
             let kind = b.get("kind").and_then(Value::as_str).unwrap_or("");
@@ -134,6 +159,25 @@ pub async fn token_request(
             }
             let p = storage.must_get(core("pods")?, Some(ns), pod_name).await?;
             let uid = p.obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+            let runs_as = p
+                .obj
+                .pointer("/spec/serviceAccountName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if runs_as != name {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind a token for service account {name} to pod {pod_name}, which runs as service account {runs_as:?}"
+                )));
+            }
+            if let Some(n) = node {
+                if p.obj.pointer("/spec/nodeName").and_then(Value::as_str) != Some(n) {
+                    return Err(ApiError::new(
+                        403,
+                        "Forbidden",
+                        format!("serviceaccounts \"{name}\" is forbidden: node requested token bound to a pod scheduled on a different node"),
+                    ));
+                }
+            }
             if let Some(want) = b.get("uid").and_then(Value::as_str).filter(|u| !u.is_empty()) {
                 if want != uid {
                     return Err(ApiError::conflict(

@@ -3,7 +3,7 @@
 //! kube-apiserver does. The fields dropped are reported so `fieldValidation=Strict` can refuse
 //! them and `Warn` can name them in a warning.
 
-use k8s_openapi::api::{apps, coordination, core, discovery, events, rbac, scheduling};
+use k8s_openapi::api::{apps, certificates, coordination, core, discovery, events, rbac, scheduling};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -36,6 +36,9 @@ pub fn normalize(res: &Resource, obj: &Value) -> ApiResult<(Value, Vec<String>)>
         ("coordination.k8s.io", "Lease") => roundtrip::<coordination::v1::Lease>(obj),
         ("discovery.k8s.io", "EndpointSlice") => roundtrip::<discovery::v1::EndpointSlice>(obj),
         ("events.k8s.io", "Event") => roundtrip::<events::v1::Event>(obj),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            roundtrip::<certificates::v1::CertificateSigningRequest>(obj)
+        }
         ("scheduling.k8s.io", "PriorityClass") => roundtrip::<scheduling::v1::PriorityClass>(obj),
         ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::v1::Role>(obj),
         ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(obj),

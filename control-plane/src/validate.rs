@@ -182,6 +182,32 @@ pub fn validate(res: &Resource, obj: &Value) -> ApiResult<()> {
     check_meta(obj, &mut causes);
     match (res.group, res.kind) {
         ("", "Pod") => check_pod_spec(obj.get("spec"), "spec", &mut causes),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            let field = |f: &str| {
+                obj.pointer(&format!("/roleRef/{f}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            };
+            let group = field("apiGroup");
+            if group != "rbac.authorization.k8s.io" {
+                causes.push(Cause::unsupported(
+                    "roleRef.apiGroup",
+                    group,
+                    &["rbac.authorization.k8s.io"],
+                ));
+            }
+            let kinds: &[&str] = if res.kind == "RoleBinding" {
+                &["Role", "ClusterRole"]
+            } else {
+                &["ClusterRole"]
+            };
+            if !kinds.contains(&field("kind")) {
+                causes.push(Cause::unsupported("roleRef.kind", field("kind"), kinds));
+            }
+            if field("name").is_empty() {
+                causes.push(Cause::required("roleRef.name"));
+            }
+        }
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
             let spec = obj.get("spec");
             if let Some(r) = spec.and_then(|s| s.get("replicas")).and_then(Value::as_i64) {
@@ -295,6 +321,11 @@ pub fn validate_update(res: &Resource, new: &Value, old: &Value) -> ApiResult<()
     let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
     let mut causes = Vec::new();
     match (res.group, res.kind) {
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+            if new.get("roleRef") != old.get("roleRef") =>
+        {
+            causes.push(Cause::invalid("roleRef", "", "cannot change roleRef"));
+        }
         ("", "Pod") => {
             let strip = |v: &Value| {
                 let mut s = v.get("spec").cloned().unwrap_or(Value::Null);

@@ -100,6 +100,19 @@ impl Admission {
         tokio::time::timeout(timeout, all).await.unwrap_or(false)
     }
 
+    /// Namespaces (not being deleted) whose `default` service account the caches do not hold:
+    /// those created before skiff made it with the namespace, or whose account was deleted.
+    pub fn namespaces_without_default_account(&self) -> Vec<String> {
+        self.namespaces
+            .list("")
+            .iter()
+            .filter(|n| n.pointer("/metadata/deletionTimestamp").is_none_or(Value::is_null))
+            .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+            .filter(|ns| self.service_accounts.get(ns, crate::serviceaccount::DEFAULT).is_none())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// ServiceAccount admission of a new pod (see [`crate::serviceaccount::admit_pod`]). The
     /// account comes from the cache, or from the store when the cache has not seen it yet (an
     /// account created a moment ago).
@@ -107,6 +120,15 @@ impl Admission {
         let (Some(ns), true, None) = (r.namespace, is_pod(r.res), r.subresource) else {
             return Ok(());
         };
+        // Mirror pods (static pods reflected by a node) get no service account: a node must not
+        // gain a way to any account's tokens through them, as in Kubernetes.
+        let mirror = format!(
+            "/metadata/annotations/{}",
+            node_restriction::MIRROR_ANNOTATION.replace('/', "~1")
+        );
+        if pod.pointer(&mirror).is_some() {
+            return Ok(());
+        }
         let name = pod
             .pointer("/spec/serviceAccountName")
             .and_then(Value::as_str)
@@ -178,6 +200,8 @@ impl Admission {
         if self.quotas.list(ns).is_empty() {
             return Ok(());
         }
+        // Quotas already charged by an earlier attempt: a retry must not charge them twice.
+        let mut charged: Vec<String> = Vec::new();
         for _ in 0..QUOTA_RETRIES {
             // The live quotas, not the cache: a charge must start from the latest usage.
             let page = storage.list(&all_of(&quota_res.list_prefix(Some(ns))), None).await?;
@@ -191,11 +215,14 @@ impl Admission {
                 let (Some(stored), Some(q)) = (page.items.get(i), quotas.get(i)) else {
                     continue;
                 };
+                let name = crate::meta::name(q).unwrap_or_default().to_string();
+                if charged.contains(&name) {
+                    continue;
+                }
                 let mut q = q.clone();
                 q["status"]["used"] = json!(used);
-                let name = crate::meta::name(&q).unwrap_or_default().to_string();
                 match storage.update(quota_res, Some(ns), &name, &q, stored.rv).await {
-                    Ok(_) => {}
+                    Ok(_) => charged.push(name),
                     Err(e) if e.code == 409 => {
                         lost_race = true;
                         break;

@@ -45,7 +45,7 @@ pub fn admit(w: &Write<'_>) -> Result<(), String> {
             if w.name != node {
                 return Err(format!("node \"{node}\" is not allowed to {verb} node \"{}\"", w.name));
             }
-            Ok(())
+            admit_own_node(node, w.op, w.obj, w.old)
         }
         ("", "pods") => match (w.op, w.subresource) {
             (Operation::Create, "") => admit_mirror_pod(node, w.obj),
@@ -78,6 +78,62 @@ pub fn admit(w: &Write<'_>) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// Labels only the cluster's administrators may put on nodes (to steer workloads to them).
+const RESTRICTED_LABEL_PREFIX: &str = "node-restriction.kubernetes.io/";
+
+/// A node writing itself: no restricted labels added or changed, no taint changes after
+/// registration (taints keep workloads away; a node must not lift its own).
+fn admit_own_node(node: &str, op: Operation, obj: Option<&Value>, old: Option<&Value>) -> Result<(), String> {
+    let Some(obj) = obj else {
+        return Ok(());
+    };
+    let labels = |v: Option<&Value>| -> Vec<(String, String)> {
+        v.and_then(|v| v.pointer("/metadata/labels"))
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.starts_with(RESTRICTED_LABEL_PREFIX))
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (new_labels, old_labels) = (labels(Some(obj)), labels(old));
+    let mut changed: Vec<String> = new_labels
+        .iter()
+        .filter(|l| !old_labels.contains(l))
+        .chain(old_labels.iter().filter(|l| !new_labels.contains(l)))
+        .map(|(k, _)| k.clone())
+        .collect();
+    changed.sort();
+    changed.dedup();
+    if !changed.is_empty() {
+        return Err(match op {
+            Operation::Create => format!(
+                "node \"{node}\" is not allowed to set the following labels: {}",
+                changed.join(", ")
+            ),
+            _ => format!(
+                "node \"{node}\" is not allowed to modify labels: {}",
+                changed.join(", ")
+            ),
+        });
+    }
+    if op == Operation::Update {
+        let taints = |v: Option<&Value>| {
+            v.and_then(|v| v.pointer("/spec/taints"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let empty = |t: &Value| t.is_null() || t.as_array().is_some_and(Vec::is_empty);
+        let (new_t, old_t) = (taints(Some(obj)), taints(old));
+        if new_t != old_t && !(empty(&new_t) && empty(&old_t)) {
+            return Err(format!("node \"{node}\" is not allowed to modify taints"));
+        }
+    }
+    Ok(())
 }
 
 fn admit_mirror_pod(node: &str, pod: Option<&Value>) -> Result<(), String> {
@@ -159,6 +215,37 @@ mod tests {
             admit(&w(Operation::Delete, "nodes", "", "n2", None, None)).expect_err("other node"),
             "node \"n1\" is not allowed to delete node \"n2\""
         );
+    }
+
+    #[test]
+    fn a_node_keeps_its_taints_and_restricted_labels() {
+        let old = json!({"metadata": {"labels": {"node-restriction.kubernetes.io/pool": "a"}},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
+        let relabelled = json!({"metadata": {"labels": {"node-restriction.kubernetes.io/pool": "b"}},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
+        assert_eq!(
+            admit(&w(Operation::Update, "nodes", "", "n1", Some(&relabelled), Some(&old))).expect_err("label"),
+            "node \"n1\" is not allowed to modify labels: node-restriction.kubernetes.io/pool"
+        );
+        let untainted =
+            json!({"metadata": {"labels": {"node-restriction.kubernetes.io/pool": "a", "x": "y"}}, "spec": {}});
+        assert_eq!(
+            admit(&w(
+                Operation::Update,
+                "nodes",
+                "status",
+                "n1",
+                Some(&untainted),
+                Some(&old)
+            ))
+            .expect_err("taints"),
+            "node \"n1\" is not allowed to modify taints"
+        );
+        let ok = json!({"metadata": {"labels": {"node-restriction.kubernetes.io/pool": "a", "x": "y"}},
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
+        assert!(admit(&w(Operation::Update, "nodes", "", "n1", Some(&ok), Some(&old))).is_ok());
+        let registering = json!({"metadata": {"labels": {"node-restriction.kubernetes.io/pool": "a"}}});
+        assert!(admit(&w(Operation::Create, "nodes", "", "n1", Some(&registering), None)).is_err());
     }
 
     #[test]

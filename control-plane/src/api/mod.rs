@@ -89,7 +89,11 @@ async fn handle(
         ));
         (ApiError::unauthorized().into_response(), "", String::new())
     };
-    let (resp, verb, resource) = match authn.and_then(|a| a.0) {
+    let authenticated = match authn.and_then(|a| a.0) {
+        Some(u) => Some(u),
+        None => bootstrap_token_user(&st, &headers).await,
+    };
+    let (resp, verb, resource) = match authenticated {
         None if is_public(&path) => route(&st, &method, &uri, &headers, body, &anonymous()).await,
         None => unauthorized(&mut audit),
         Some(_) if !service_account_live(&st, sa_token.as_ref()).await => unauthorized(&mut audit),
@@ -98,7 +102,7 @@ async fn handle(
             match authorize(&st, &method, &uri, &headers, real).await {
                 Ok((user, attrs)) => {
                     let level = st.audit.as_ref().map_or(audit::Level::None, |l| l.level(&attrs));
-                    let acting_as = (user.name != real_id.0).then_some(real_id);
+                    let acting_as = headers.contains_key("impersonate-user").then_some(real_id);
                     audit = Some((attrs, acting_as, "allow"));
                     if level >= audit::Level::Request {
                         match body::read(body).await {
@@ -159,6 +163,16 @@ async fn handle(
 /// Paths anonymous clients may read, as Kubernetes' system:public-info-viewer allows.
 fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+}
+
+/// A bearer token the listener did not know may be a bootstrap token (a secret in kube-system).
+async fn bootstrap_token_user(st: &ApiState, headers: &HeaderMap) -> Option<UserInfo> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    crate::csr::authenticate_bootstrap(&st.storage, token.trim()).await
 }
 
 /// A service account token counts only while its account (and pod) exist.
@@ -368,13 +382,19 @@ async fn dispatch(
         ("GET", None, _) => ("list", read::list(st, t, q, headers).await),
         ("GET", Some(_), Some("scale")) => ("get", subresource::get_scale(st, t).await),
         ("GET" | "POST", Some(_), Some("log" | "exec")) => ("get", subresource::node_only(st, t).await),
-        ("GET", Some(_), _) => ("get", read::get(st, t, q, headers).await),
+        ("GET", Some(_), None | Some("status")) => ("get", read::get(st, t, q, headers).await),
         ("POST", None, None) => ("create", write::create(st, t, q, headers, body, user).await),
-        ("POST", Some(_), Some("token")) => ("create", subresource::token(st, t, q, headers, body).await),
+        ("POST", Some(_), Some("token")) => ("create", subresource::token(st, t, q, headers, body, user).await),
         ("POST", Some(_), Some("binding")) => ("create", subresource::bind(st, t, q, headers, body).await),
         ("PUT", Some(_), Some("scale")) => ("update", subresource::put_scale(st, t, q, headers, body, user).await),
-        ("PUT", Some(_), _) => ("update", write::update(st, t, q, headers, body, user).await),
-        ("PATCH", Some(_), _) => ("patch", write::patch(st, t, q, headers, body, user).await),
+        // Only these subresources are views of their parent that a write may change; a write to
+        // any other (exec, binding, token, ...) must never reach the parent object.
+        ("PUT", Some(_), None | Some("status" | "finalize" | "approval")) => {
+            ("update", write::update(st, t, q, headers, body, user).await)
+        }
+        ("PATCH", Some(_), None | Some("status" | "scale" | "finalize" | "approval")) => {
+            ("patch", write::patch(st, t, q, headers, body, user).await)
+        }
         ("DELETE", Some(_), None) => ("delete", delete::delete(st, t, q, body, user).await),
         ("DELETE", None, None) => (
             "deletecollection",

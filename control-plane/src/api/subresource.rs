@@ -332,7 +332,14 @@ pub async fn release_cluster_ip(st: &Arc<ApiState>, svc: &Value) {
 }
 
 /// POST serviceaccounts/<name>/token: the TokenRequest API (`kubectl create token`).
-pub async fn token(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn token(
+    st: &Arc<ApiState>,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Body,
+    user: &UserInfo,
+) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let req = if bytes.is_empty() {
         json!({})
@@ -341,6 +348,9 @@ pub async fn token(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMa
     };
     let ns = t.namespace.as_deref().unwrap_or("");
     let name = t.name.as_deref().unwrap_or("");
-    let out = crate::serviceaccount::token_request(&st.storage, &st.sa_key, ns, name, &req, q.dry_run()?).await?;
+    let node = crate::auth::node::node_name(&crate::auth::user_of(user)).map(str::to_string);
+    let out =
+        crate::serviceaccount::token_request(&st.storage, &st.sa_key, ns, name, &req, q.dry_run()?, node.as_deref())
+            .await?;
     Ok(body::json(StatusCode::CREATED, &out, &[]))
 }

@@ -118,9 +118,12 @@ pub async fn create_object(
     };
     warnings.extend(st.admission.admit_create(&adm, &mut obj)?);
     st.admission.admit_service_account(&st.storage, &adm, &mut obj).await?;
+    if t.res.group == "certificates.k8s.io" {
+        crate::csr::prepare_create(&mut obj, user)?;
+    }
     validate::validate(t.res, &obj)?;
     st.authz
-        .check_escalation(user, t.res, &obj, st.storage.revision())
+        .check_escalation(user, t.res, &obj, "", st.storage.revision())
         .await?;
     st.admission.charge(&st.storage, &adm, &obj, None).await?;
     record_manager(&mut obj, q, "Update", &t.res.api_version(), None);
@@ -167,7 +170,9 @@ pub async fn update(
         let current = match st.storage.get(t.res, t.namespace.as_deref(), name, false).await? {
             Some(c) => c,
             None if t.subresource.is_none() && t.res.kind != "Pod" => {
-                // PUT of a missing object creates it, as Kubernetes allows for most types.
+                // PUT of a missing object creates it, as Kubernetes allows for most types, if
+                // the caller may create.
+                authorize_create(st, t, user).await?;
                 let (created, warnings) = create_object(st, t, q, obj, user).await?;
                 return Ok(body::json(StatusCode::CREATED, &created, &warnings));
             }
@@ -202,7 +207,12 @@ pub async fn update_object(
     let dry_run = q.dry_run()?;
     let name = t.name.as_deref().unwrap_or("");
     let mut new = new;
-    let through_status = t.subresource.as_deref() == Some("status");
+    // A CSR's approval changes its conditions only, like a status write.
+    let approval = t.subresource.as_deref() == Some("approval");
+    if approval {
+        new = crate::csr::merge_approval(&new, &current.obj);
+    }
+    let through_status = t.subresource.as_deref() == Some("status") || approval;
     if t.res.has_subresource("status") {
         meta::merge_status(&mut new, &current.obj, through_status);
     }
@@ -225,7 +235,7 @@ pub async fn update_object(
         return Ok((for_response(t.res, current), warnings));
     }
     st.authz
-        .check_escalation(user, t.res, &new, st.storage.revision())
+        .check_escalation(user, t.res, &new, name, st.storage.revision())
         .await?;
     st.admission.charge(&st.storage, &adm, &new, Some(&current.obj)).await?;
     record_manager(&mut new, q, operation, &t.res.api_version(), t.subresource.as_deref());
@@ -253,6 +263,22 @@ pub async fn update_object(
         .update(t.res, t.namespace.as_deref(), name, &new, current.rv)
         .await?;
     Ok((for_response(t.res, &stored), warnings))
+}
+
+/// An update or apply that would create the object needs `create` too, as in Kubernetes.
+async fn authorize_create(st: &Arc<ApiState>, t: &Target, user: &UserInfo) -> ApiResult<()> {
+    let collection = Target {
+        name: None,
+        subresource: None,
+        ..t.clone()
+    };
+    let attrs = crate::auth::attributes::for_target(
+        &crate::auth::user_of(user),
+        &axum::http::Method::POST,
+        &collection,
+        false,
+    );
+    st.authz.authorize(&attrs, st.storage.revision()).await
 }
 
 /// A patch that cannot be read is a 400; one that cannot be applied is a 422, as Kubernetes
@@ -308,6 +334,15 @@ pub async fn patch(
             Some(c) => c,
             None => match &applied {
                 Some(v) if t.subresource.is_none() => {
+                    match meta::name(v) {
+                        Some(n) if n != name => {
+                            return Err(ApiError::bad_request(format!(
+                                "the name of the object ({n}) does not match the name on the URL ({name})"
+                            )))
+                        }
+                        _ => {}
+                    }
+                    authorize_create(st, t, user).await?;
                     let (o, w) = create_object(st, t, q, v.clone(), user).await?;
                     return Ok(body::json(StatusCode::CREATED, &o, &w));
                 }

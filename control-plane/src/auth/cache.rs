@@ -39,27 +39,7 @@ impl PolicyCache {
     }
 
     fn put(&self, res: &Resource, obj: &Value) {
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
-        let bad = |e: String| tracing::warn!(kind = res.kind, name, error = %e, "RBAC object ignored");
-        match res.plural {
-            "roles" => match Role::from_object(obj) {
-                Ok(r) => self.write(|p| p.upsert_role(r)),
-                Err(e) => bad(e),
-            },
-            "rolebindings" => match RoleBinding::from_object(obj) {
-                Ok(b) => self.write(|p| p.upsert_role_binding(b)),
-                Err(e) => bad(e),
-            },
-            "clusterroles" => match ClusterRole::from_object(obj) {
-                Ok(r) => self.write(|p| p.upsert_cluster_role(r)),
-                Err(e) => bad(e),
-            },
-            "clusterrolebindings" => match ClusterRoleBinding::from_object(obj) {
-                Ok(b) => self.write(|p| p.upsert_cluster_role_binding(b)),
-                Err(e) => bad(e),
-            },
-            _ => {}
-        }
+        self.write(|p| upsert(p, res, obj));
     }
 
     fn remove(&self, res: &Resource, namespace: &str, name: &str) {
@@ -81,18 +61,47 @@ impl PolicyCache {
     }
 }
 
+/// Adds or replaces one object of `res` in `p`; an unreadable object is skipped with a warning.
+fn upsert(p: &mut Policy, res: &Resource, obj: &Value) {
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
+    let bad = |e: String| tracing::warn!(kind = res.kind, name, error = %e, "RBAC object ignored");
+    match res.plural {
+        "roles" => match Role::from_object(obj) {
+            Ok(r) => p.upsert_role(r),
+            Err(e) => bad(e),
+        },
+        "rolebindings" => match RoleBinding::from_object(obj) {
+            Ok(b) => p.upsert_role_binding(b),
+            Err(e) => bad(e),
+        },
+        "clusterroles" => match ClusterRole::from_object(obj) {
+            Ok(r) => p.upsert_cluster_role(r),
+            Err(e) => bad(e),
+        },
+        "clusterrolebindings" => match ClusterRoleBinding::from_object(obj) {
+            Ok(b) => p.upsert_cluster_role_binding(b),
+            Err(e) => bad(e),
+        },
+        _ => {}
+    }
+}
+
 impl Handler for PolicyCache {
+    /// Clears and reloads the kind under one write lock, so no reader ever sees it half loaded
+    /// (and no other kind's change, applied concurrently by its own informer, is lost).
     fn replace(&self, res: &'static Resource, objects: Vec<Value>) {
-        self.write(|p| match res.plural {
-            "roles" => p.clear_roles(),
-            "rolebindings" => p.clear_role_bindings(),
-            "clusterroles" => p.clear_cluster_roles(),
-            "clusterrolebindings" => p.clear_cluster_role_bindings(),
-            _ => {}
+        self.write(|p| {
+            match res.plural {
+                "roles" => p.clear_roles(),
+                "rolebindings" => p.clear_role_bindings(),
+                "clusterroles" => p.clear_cluster_roles(),
+                "clusterrolebindings" => p.clear_cluster_role_bindings(),
+                _ => {}
+            }
+            for o in &objects {
+                upsert(p, res, o);
+            }
         });
-        for o in &objects {
-            self.put(res, o);
-        }
     }
 
     fn apply(&self, res: &'static Resource, change: Change) {

@@ -99,6 +99,9 @@ pub fn plan(actor: &User, headers: &HeaderMap) -> ApiResult<Option<(Vec<Attribut
     }
     let uid = uids.first().cloned().unwrap_or_default();
     let user = if name == "system:anonymous" {
+        if out_groups.is_empty() {
+            out_groups.push("system:unauthenticated".to_string());
+        }
         UserInfo {
             name,
             groups: out_groups,

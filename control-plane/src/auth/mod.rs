@@ -104,12 +104,14 @@ impl Authorizer {
     /// Escalation prevention on RBAC writes, as Kubernetes' RBAC storage checks them: a role may
     /// only hold rules its writer holds (or may `escalate`); a binding may only grant a role
     /// whose rules its writer holds (or may `bind`); only full authority may set an
-    /// aggregationRule. Members of system:masters pass.
+    /// aggregationRule. Members of system:masters pass. `url_name` is the name in the request's
+    /// URL (empty on create), which an `escalate` rule limited by resourceNames must match.
     pub async fn check_escalation(
         &self,
         user: &UserInfo,
         res: &Resource,
         obj: &Value,
+        url_name: &str,
         applied: i64,
     ) -> Result<(), ApiError> {
         if res.group != RBAC_GROUP {
@@ -150,7 +152,7 @@ impl Authorizer {
                 } else {
                     Role::from_object(obj).map_err(bad)?.rules
                 };
-                let escalate = rbac::escalate_attributes(&u, cluster, &ns, &name);
+                let escalate = rbac::escalate_attributes(&u, cluster, &ns, url_name);
                 if self.authorize(&escalate, applied).await.is_ok() {
                     return Ok(());
                 }

@@ -16,7 +16,8 @@ pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 /// Token lifetime bounds, as the TokenRequest API applies them (seconds).
 pub const DEFAULT_EXPIRATION: i64 = 3600;
 pub const MIN_EXPIRATION: i64 = 600;
-const MAX_EXPIRATION: i64 = 48 * 3600;
+/// TokenRequest's validation bound (2^32 seconds); Kubernetes sets no shorter one by default.
+pub const MAX_EXPIRATION: i64 = 1 << 32;
 /// Clock skew accepted on `nbf` and `exp`.
 const LEEWAY: i64 = 60;
 

@@ -530,6 +530,64 @@ pub(super) static AUTOSCALING_V1_SCALE_STATUS: Message = Message {
     ],
 };
 
+pub(super) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST: Message = Message {
+    name: "certificates/v1.CertificateSigningRequest",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_OBJECT_META)),
+        opt(2, "spec", Msg(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_SPEC)),
+        opt(3, "status", Msg(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_STATUS)),
+    ],
+};
+
+pub(super) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_CONDITION: Message = Message {
+    name: "certificates/v1.CertificateSigningRequestCondition",
+    fields: &[
+        opt(1, "type", Str),
+        zero(2, "reason", Str),
+        zero(3, "message", Str),
+        opt(4, "lastUpdateTime", Time),
+        opt(5, "lastTransitionTime", Time),
+        opt(6, "status", Str),
+    ],
+};
+
+pub(super) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_LIST: Message = Message {
+    name: "certificates/v1.CertificateSigningRequestList",
+    fields: &[
+        opt(1, "metadata", Msg(&META_V1_LIST_META)),
+        rep(2, "items", Msg(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST)),
+    ],
+};
+
+pub(super) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_SPEC: Message = Message {
+    name: "certificates/v1.CertificateSigningRequestSpec",
+    fields: &[
+        opt(1, "request", Bytes),
+        zero(2, "username", Str),
+        zero(3, "uid", Str),
+        rep(4, "groups", Str),
+        rep(5, "usages", Str),
+        map(6, "extra", Msg(&CERTIFICATES_V1_EXTRA_VALUE)),
+        opt(7, "signerName", Str),
+        opt(8, "expirationSeconds", I32),
+    ],
+};
+
+pub(super) static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_STATUS: Message = Message {
+    name: "certificates/v1.CertificateSigningRequestStatus",
+    fields: &[
+        rep(1, "conditions", Msg(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_CONDITION)),
+        zero(2, "certificate", Bytes),
+    ],
+};
+
+pub(super) static CERTIFICATES_V1_EXTRA_VALUE: Message = Message {
+    name: "certificates/v1.ExtraValue",
+    fields: &[
+        rep(1, "items", Str),
+    ],
+};
+
 pub(super) static COORDINATION_V1_LEASE: Message = Message {
     name: "coordination/v1.Lease",
     fields: &[
@@ -2900,6 +2958,8 @@ pub(super) static KINDS: &[(&str, &str, &Message)] = &[
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview", &AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW),
     ("authorization.k8s.io/v1", "SubjectAccessReview", &AUTHORIZATION_V1_SUBJECT_ACCESS_REVIEW),
     ("autoscaling/v1", "Scale", &AUTOSCALING_V1_SCALE),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", &CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST),
+    ("certificates.k8s.io/v1", "CertificateSigningRequestList", &CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_LIST),
     ("coordination.k8s.io/v1", "Lease", &COORDINATION_V1_LEASE),
     ("coordination.k8s.io/v1", "LeaseList", &COORDINATION_V1_LEASE_LIST),
     ("v1", "Binding", &CORE_V1_BINDING),
