@@ -252,18 +252,7 @@ pub fn reconcile(csr: &Value, ca: &CaBundle, now: &str) -> Option<Value> {
 pub async fn reconcile_all(storage: &Storage, ca: &CaBundle) -> ApiResult<usize> {
     let res = csrs()?;
     let prefix = res.list_prefix(None);
-    let page = storage
-        .list(
-            &ListSpec {
-                prefix: &prefix,
-                start_after: None,
-                at: 0,
-                limit: 0,
-                serializable: false,
-            },
-            None,
-        )
-        .await?;
+    let page = storage.list(&ListSpec::all(&prefix), None).await?;
     let now = crate::meta::now();
     let mut written = 0;
     for s in page.items {

@@ -106,16 +106,7 @@ async fn run_once(
 ) -> Result<(), String> {
     let prefix = res.list_prefix(None);
     let page = storage
-        .list(
-            &ListSpec {
-                prefix: &prefix,
-                start_after: None,
-                at: 0,
-                limit: 0,
-                serializable: false,
-            },
-            None,
-        )
+        .list(&ListSpec::all(&prefix), None)
         .await
         .map_err(|e| e.to_string())?;
     let revision = page.revision;

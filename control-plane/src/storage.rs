@@ -31,6 +31,19 @@ pub struct ListSpec<'a> {
     pub serializable: bool,
 }
 
+impl<'a> ListSpec<'a> {
+    /// Every object under `prefix`, at the current revision, linearizable.
+    pub fn all(prefix: &'a str) -> Self {
+        ListSpec {
+            prefix,
+            start_after: None,
+            at: 0,
+            limit: 0,
+            serializable: false,
+        }
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Default)]
 pub struct Page {

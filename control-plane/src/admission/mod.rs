@@ -204,7 +204,9 @@ impl Admission {
         let mut charged: Vec<String> = Vec::new();
         for _ in 0..QUOTA_RETRIES {
             // The live quotas, not the cache: a charge must start from the latest usage.
-            let page = storage.list(&all_of(&quota_res.list_prefix(Some(ns))), None).await?;
+            let page = storage
+                .list(&crate::storage::ListSpec::all(&quota_res.list_prefix(Some(ns))), None)
+                .await?;
             let quotas: Vec<Value> = page.items.iter().map(|s| s.obj.clone()).collect();
             let charges = quota::admit(&quotas, r.res.plural, r.res.group, obj, old).map_err(|m| forbidden(r, &m))?;
             if r.dry_run || charges.is_empty() {
@@ -239,17 +241,6 @@ impl Admission {
             "Conflict",
             "Operation cannot be fulfilled on resourcequotas: the quota changed too often; try again",
         ))
-    }
-}
-
-/// Every object under a prefix, linearizable.
-fn all_of(prefix: &str) -> crate::storage::ListSpec<'_> {
-    crate::storage::ListSpec {
-        prefix,
-        start_after: None,
-        at: 0,
-        limit: 0,
-        serializable: false,
     }
 }
 
@@ -320,7 +311,9 @@ pub async fn resync_quotas(storage: &Storage) -> ApiResult<usize> {
     let Some(quota_res) = registry::lookup("", "v1", "resourcequotas") else {
         return Ok(0);
     };
-    let quotas = storage.list(&all_of(&quota_res.list_prefix(None)), None).await?;
+    let quotas = storage
+        .list(&crate::storage::ListSpec::all(&quota_res.list_prefix(None)), None)
+        .await?;
     let mut written = 0;
     for stored in &quotas.items {
         let q = &stored.obj;
@@ -332,7 +325,9 @@ pub async fn resync_quotas(storage: &Storage) -> ApiResult<usize> {
             if !hard.keys().any(|k| quota::tracks(res.plural, res.group, k)) {
                 continue;
             }
-            let page = storage.list(&all_of(&res.list_prefix(Some(&ns))), None).await?;
+            let page = storage
+                .list(&crate::storage::ListSpec::all(&res.list_prefix(Some(&ns))), None)
+                .await?;
             objects.extend(page.items.into_iter().map(|s| (res, s.obj)));
         }
         let used: BTreeMap<String, String> = quota::recompute(q, objects.iter().map(|(r, o)| (r.plural, r.group, o)));
