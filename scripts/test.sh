@@ -14,8 +14,10 @@ bash tests/etcdctl.sh
 bash tests/kubectl.sh
 bash tests/python-client.sh
 bash tests/rbac.sh
+bash tests/scheduler.sh
 cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss
 # Smoke run of the skiff-vs-etcd benchmark: checks that it works, asserts no times.
 QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh
 QUICK=1 bash bench/api.sh
+QUICK=1 bash bench/scheduler.sh
 echo "skiff: all tests passed"

@@ -62,6 +62,41 @@ enum BenchCommand {
     Store(StoreBenchArgs),
     /// Drive the Kubernetes API over HTTPS (create, get, list, watch); print throughput and latency.
     Api(ApiBenchArgs),
+    /// Scheduler throughput and creation-to-bind latency (Node objects without agents, pods
+    /// created through the API), in the manner of Kubernetes' scheduler_perf.
+    Scheduler(SchedulerBenchArgs),
+}
+
+/// Flags of `skiff bench scheduler`.
+#[derive(Args)]
+struct SchedulerBenchArgs {
+    /// API server URLs (https://host:port), comma-separated [default: the kubeconfig's server].
+    #[arg(long, value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// Kubeconfig with a client certificate (e.g. a master's admin.kubeconfig).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Node objects created first.
+    #[arg(long, default_value_t = 1000)]
+    nodes: u64,
+    /// Pods created, as fast as the clients go.
+    #[arg(long, default_value_t = 10_000)]
+    pods: u64,
+    /// Concurrent clients creating nodes and pods.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// basic | taints | affinity | spread
+    #[arg(long, default_value = "basic")]
+    shape: control_plane::loadgen::Shape,
+    /// Longest wait in seconds for every pod to be bound after the last create (at most 600).
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+    /// Name of the run in the report.
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Flags of `skiff bench api`.
@@ -232,6 +267,10 @@ struct MasterArgs {
     /// Audit policy (kube-apiserver's audit.k8s.io/v1 Policy) [default: everything at Metadata].
     #[arg(long)]
     audit_policy: Option<PathBuf>,
+    /// kube-scheduler's KubeSchedulerConfiguration (YAML): profiles, plugins, weights
+    /// [default: Kubernetes' default profile].
+    #[arg(long)]
+    scheduler_config: Option<PathBuf>,
     /// host:port for /metrics and /healthz (none when unset).
     #[arg(long)]
     listen_metrics: Option<String>,
@@ -283,7 +322,7 @@ impl MasterArgs {
         })
     }
 
-    fn into_config(mut self) -> Result<(NodeConfig, Option<control_plane::ApiConfig>)> {
+    fn into_config(mut self) -> Result<(NodeConfig, Option<control_plane::ApiConfig>, Option<PathBuf>)> {
         if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
             let mut file: MasterArgs =
@@ -300,6 +339,7 @@ impl MasterArgs {
                 api_token_file,
                 audit_log,
                 audit_policy,
+                scheduler_config,
                 listen_metrics,
                 advertise_peer,
                 advertise_client,
@@ -332,7 +372,7 @@ impl MasterArgs {
             heartbeat_ms: self.heartbeat_ms.unwrap_or(d.heartbeat_ms),
             election_timeout_ms: self.election_timeout_ms.unwrap_or(d.election_timeout_ms),
         };
-        Ok((node, api))
+        Ok((node, api, self.scheduler_config.clone()))
     }
 }
 
@@ -365,9 +405,11 @@ fn init_logging(filter: &str, json: bool) {
 }
 
 async fn run_master(args: MasterArgs) -> Result<()> {
-    let (config, api) = args.into_config()?;
+    let (config, api, scheduler_config) = args.into_config()?;
     let shutdown = CancellationToken::new();
     let member = Member::start(config, shutdown.clone()).await?;
+    let leader_task =
+        control_plane::start_leader_components(member.handle.clone(), scheduler_config.as_deref(), shutdown.clone())?;
     let api_task = match api {
         Some(cfg) => {
             // The API server needs a store with a leader; start it beside the member so that
@@ -400,6 +442,7 @@ async fn run_master(args: MasterArgs) -> Result<()> {
     if let Some(t) = api_task {
         let _ = t.await;
     }
+    let _ = leader_task.await;
     member.wait().await;
     tracing::info!("stopped");
     if failed {
@@ -453,6 +496,45 @@ async fn run_api_bench(a: ApiBenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `skiff bench scheduler`: exits non-zero when a created pod was never seen bound.
+async fn run_scheduler_bench(a: SchedulerBenchArgs) -> Result<()> {
+    let max = control_plane::loadgen::MAX_DURATION.as_secs_f64();
+    if !(a.timeout.is_finite() && a.timeout > 0.0 && a.timeout <= max) {
+        bail!("--timeout {}: must be above 0 and at most {max}", a.timeout);
+    }
+    let config = control_plane::loadgen::SchedConfig {
+        label: a.label,
+        kubeconfig: a.kubeconfig,
+        endpoints: a.endpoints,
+        http2: true,
+        nodes: a.nodes,
+        pods: a.pods,
+        clients: a.clients,
+        shape: a.shape,
+        timeout: Duration::from_secs_f64(a.timeout),
+    };
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let report = control_plane::loadgen::run_scheduler(config, cancel).await?;
+    print!("{}", report.table());
+    if let Some(path) = a.json {
+        std::fs::write(&path, report.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if report.failed() {
+        bail!(
+            "the scheduler benchmark failed: {} of {} created pods bound",
+            report.bound,
+            report.created
+        );
+    }
+    Ok(())
+}
+
 /// `skiff bench store`: exits non-zero when the run failed (nothing succeeded, or events lost).
 async fn run_store_bench(args: StoreBenchArgs) -> Result<()> {
     let json = args.json.clone();
@@ -498,6 +580,9 @@ fn main() -> Result<()> {
             Command::Bench {
                 command: BenchCommand::Api(a),
             } => run_api_bench(a).await,
+            Command::Bench {
+                command: BenchCommand::Scheduler(a),
+            } => run_scheduler_bench(a).await,
         }
     })
 }
@@ -534,7 +619,7 @@ mod tests {
             name: Some("flag".into()),
             ..Default::default()
         };
-        let (c, api) = args.into_config().expect("config");
+        let (c, api, _) = args.into_config().expect("config");
         assert_eq!(api.map(|a| a.listen), Some("127.0.0.1:6443".to_string()));
         assert_eq!(c.name, "flag");
         assert_eq!(c.listen_client, "127.0.0.9:1");

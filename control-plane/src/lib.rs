@@ -23,6 +23,9 @@
 //! - `informer`: watch-fed local copies of a resource.
 //! - `serviceaccount`: service accounts' signing key, TokenRequest, namespace defaults.
 //! - `pki`, `tls`: the cluster CA, certificates, kubeconfigs, HTTPS serving and authentication.
+//! - `leader`: the leader-only runner (scheduler, controllers), writes fenced by the Raft term.
+//! - `scheduler/`: kube-scheduler's framework, plugins, queue and preemption.
+//! - `binding`: a pod's binding to a node (pods/binding and the scheduler).
 //! - `server`: start-up on a master (CA adoption, system namespaces, serving).
 //! - `error`: `metav1.Status` errors.
 
@@ -34,11 +37,13 @@ pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod binding;
 pub mod csr;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod informer;
+pub mod leader;
 pub mod loadgen;
 pub mod meta;
 pub mod openapi;
@@ -46,6 +51,7 @@ pub mod patch;
 pub mod pki;
 pub mod protobuf;
 pub mod registry;
+pub mod scheduler;
 pub mod selector;
 pub mod server;
 pub mod serviceaccount;
@@ -55,4 +61,4 @@ pub mod tls;
 pub mod typed;
 pub mod validate;
 
-pub use server::{kubeconfig_for, start, ApiConfig};
+pub use server::{kubeconfig_for, start, start_leader_components, ApiConfig};

@@ -395,6 +395,22 @@ pub fn namespaces() -> &'static Resource {
     &RESOURCES[0]
 }
 
+fn core(plural: &str) -> &'static Resource {
+    lookup("", "v1", plural).unwrap_or_else(|| panic!("core/v1 {plural} is not in RESOURCES"))
+}
+
+pub fn pods() -> &'static Resource {
+    core("pods")
+}
+
+pub fn nodes() -> &'static Resource {
+    core("nodes")
+}
+
+pub fn events() -> &'static Resource {
+    core("events")
+}
+
 /// The resource of an object's `apiVersion` and `kind`.
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
     RESOURCES
@@ -428,6 +444,13 @@ pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<I
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn core_shortcuts_name_their_resource() {
+        assert_eq!(pods().kind, "Pod");
+        assert_eq!(nodes().kind, "Node");
+        assert_eq!(events().kind, "Event");
+    }
 
     #[test]
     fn keys_follow_the_kubernetes_layout() {

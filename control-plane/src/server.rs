@@ -64,6 +64,8 @@ pub enum ServerError {
     Tokens(String),
     #[error("audit: {0}")]
     Audit(String),
+    #[error("scheduler configuration: {0}")]
+    Scheduler(String),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -212,6 +214,30 @@ fn host_of(addr: &str) -> String {
 }
 
 /// Everything up to serving; returns the task serving HTTPS.
+/// Starts the leader-only components (the scheduler) on this master: they run whenever it
+/// leads the Raft group, whether or not it serves the API. The scheduler configuration is read
+/// and checked here, before anything runs.
+pub fn start_leader_components(
+    store: StoreHandle,
+    scheduler_config: Option<&Path>,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+    let profiles = match scheduler_config {
+        None => vec![crate::scheduler::framework::Profile::default()],
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| ServerError::Scheduler(format!("reading {}: {e}", p.display())))?;
+            crate::scheduler::config::load(&text)
+                .map_err(|e| ServerError::Scheduler(format!("{}: {e}", p.display())))?
+        }
+    };
+    Ok(tokio::spawn(crate::leader::run(
+        Storage::new(store),
+        vec![crate::scheduler::component(profiles)],
+        shutdown,
+    )))
+}
+
 pub async fn start(
     store: StoreHandle,
     cfg: ApiConfig,
@@ -319,6 +345,7 @@ pub async fn start(
         shutdown: shutdown.clone(),
     });
     tokio::spawn(run_namespace_defaults(state.clone(), shutdown.clone()));
+
     let app = api::router(state);
     tracing::info!(listen = %cfg.listen, "API server serving");
     Ok(tokio::spawn(tls::serve(

@@ -59,6 +59,9 @@ pub struct Page {
 #[derive(Clone)]
 pub struct Storage {
     store: StoreHandle,
+    /// Set for leader-only components: their writes apply only while the leader that appends
+    /// them is still in this term (ARCHITECTURE.md, fenced leadership).
+    fence: Option<u64>,
 }
 
 /// etcd's "every key with this prefix" range end.
@@ -136,7 +139,19 @@ pub fn namespace_key(ns: &str) -> String {
 
 impl Storage {
     pub fn new(store: StoreHandle) -> Self {
-        Storage { store }
+        Storage { store, fence: None }
+    }
+
+    /// The same store, every write fenced by `term`.
+    pub fn fenced(&self, term: u64) -> Self {
+        Storage {
+            store: self.store.clone(),
+            fence: Some(term),
+        }
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<(i64, WriteResult), raft_store::StoreError> {
+        self.store.write_fenced(op, self.fence).await
     }
 
     pub fn store(&self) -> &StoreHandle {
@@ -259,7 +274,6 @@ impl Storage {
             failure.push(get_op(&nk));
         }
         let (rev, result) = self
-            .store
             .write(WriteOp::Txn(TxnRequest {
                 compare,
                 success: vec![RequestOp::Put(PutRequest {
@@ -287,6 +301,27 @@ impl Storage {
         }
     }
 
+    /// Writes many new objects of `res` in one txn (one revision), without checks: for records
+    /// with unique names nobody updates, such as events.
+    pub async fn put_many(&self, res: &Resource, objs: &[(String, String, Value)]) -> ApiResult<i64> {
+        let mut success = Vec::with_capacity(objs.len());
+        for (ns, name, obj) in objs {
+            success.push(RequestOp::Put(PutRequest {
+                key: res.key(Some(ns.as_str()).filter(|_| res.namespaced), name).into_bytes(),
+                value: encode(obj)?,
+                ..Default::default()
+            }));
+        }
+        let (rev, _) = self
+            .write(WriteOp::Txn(TxnRequest {
+                compare: Vec::new(),
+                success,
+                failure: Vec::new(),
+            }))
+            .await?;
+        Ok(rev)
+    }
+
     /// Replaces the object if it is still at revision `expected`. 409 Conflict when it moved
     /// on, 404 when it is gone.
     pub async fn update(
@@ -300,7 +335,6 @@ impl Storage {
         let key = res.key(ns, name);
         let value = encode(obj)?;
         let (rev, result) = self
-            .store
             .write(WriteOp::Txn(TxnRequest {
                 compare: vec![cmp(&key, CompareResult::Equal, CompareTarget::Mod(expected))],
                 success: vec![RequestOp::Put(PutRequest {
@@ -327,7 +361,6 @@ impl Storage {
     pub async fn delete(&self, res: &Resource, ns: Option<&str>, name: &str, expected: i64) -> ApiResult<i64> {
         let key = res.key(ns, name);
         let (rev, result) = self
-            .store
             .write(WriteOp::Txn(TxnRequest {
                 compare: vec![cmp(&key, CompareResult::Equal, CompareTarget::Mod(expected))],
                 success: vec![RequestOp::DeleteRange(DeleteRangeRequest {
@@ -364,7 +397,6 @@ impl Storage {
             ..Default::default()
         }));
         let (rev, result) = self
-            .store
             .write(WriteOp::Txn(TxnRequest {
                 compare: vec![cmp(&key, CompareResult::Equal, CompareTarget::Mod(expected))],
                 success,
@@ -383,7 +415,6 @@ impl Storage {
     /// Puts a value unconditionally if the key is absent (bootstrap objects); true if written.
     pub async fn put_if_absent(&self, key: &str, value: Vec<u8>) -> ApiResult<bool> {
         let (_, result) = self
-            .store
             .write(WriteOp::Txn(TxnRequest {
                 compare: vec![cmp(key, CompareResult::Equal, CompareTarget::Create(0))],
                 success: vec![RequestOp::Put(PutRequest {

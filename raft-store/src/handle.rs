@@ -236,6 +236,34 @@ impl StoreHandle {
     pub fn is_leader(&self) -> bool {
         self.inner.is_leader()
     }
+
+    /// Follows this member's leadership: leader-only components start when it wins an election
+    /// and stop when it loses one.
+    pub fn leadership(&self) -> Leadership {
+        Leadership {
+            rx: self.inner.raft.metrics(),
+            id: self.inner.id,
+        }
+    }
+}
+
+/// This member's leadership, from raft's metrics.
+pub struct Leadership {
+    rx: tokio::sync::watch::Receiver<openraft::RaftMetrics<crate::raft::NodeId, MemberNode>>,
+    id: u64,
+}
+
+impl Leadership {
+    /// `Some(term)` while this member is the leader of `term`.
+    pub fn current(&mut self) -> Option<u64> {
+        let m = self.rx.borrow_and_update();
+        (m.current_leader == Some(self.id) && m.state == openraft::ServerState::Leader).then_some(m.current_term)
+    }
+
+    /// Waits for raft's state to change; false once raft has stopped.
+    pub async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {

@@ -163,36 +163,13 @@ pub async fn bind(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("target.name: Required value"))?
         .to_string();
-    let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
-    if let Some(existing) = current
-        .obj
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-    {
-        return Err(ApiError::conflict(
-            "",
-            "pods",
-            name,
-            &format!("pod {name} is already assigned to node \"{existing}\""),
-        ));
-    }
-    if meta::is_deleting(&current.obj) {
-        return Err(ApiError::conflict(
-            "",
-            "pods",
-            name,
-            "pod is being deleted, cannot be assigned to a host",
-        ));
-    }
-    let mut obj = current.obj.clone();
-    obj["spec"]["nodeName"] = json!(node);
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let current = st.storage.must_get(t.res, Some(ns), name).await?;
     if q.dry_run()? {
+        crate::binding::bound(&current.obj, &node, &meta::now())?;
         return Ok(body::json(StatusCode::CREATED, &success_status(), &[]));
     }
-    st.storage
-        .update(t.res, t.namespace.as_deref(), name, &obj, current.rv)
-        .await?;
+    crate::binding::bind(&st.storage, ns, name, &node, current).await?;
     Ok(body::json(StatusCode::CREATED, &success_status(), &[]))
 }
 

@@ -25,6 +25,8 @@
 //! - `driver`: client tasks: counter, pacing, timeouts, recording.
 //! - `watch`: the watchers of the watch workload.
 //! - `runner`: a whole run, from the kubeconfig to the report.
+//! - `schedule` (with the pure `sched_objects`): `skiff bench scheduler`, nodes and pods
+//!   created through the API, creation-to-bind latency read from a watch.
 //!
 //! Pacing, run bounds and the watch completeness check are raft-store's
 //! (`raft_store::loadgen::{pacing, watch_check}`), shared with `skiff bench store`.
@@ -42,6 +44,8 @@ mod populate;
 mod recorder;
 mod report;
 mod runner;
+mod sched_objects;
+mod schedule;
 mod tls;
 mod watch;
 mod watch_event;
@@ -53,3 +57,5 @@ pub use op_kind::OpKind;
 pub use raft_store::loadgen::MAX_DURATION;
 pub use report::{KindReport, Report, WatchReport};
 pub use runner::run;
+pub use sched_objects::Shape;
+pub use schedule::{run as run_scheduler, SchedConfig, SchedReport};

@@ -39,26 +39,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// start; failed operations are counted in the report.
 pub async fn run(mut cfg: Config, cancel: CancellationToken) -> Result<Report, LoadgenError> {
     cfg.validate()?;
-    let creds = kubeconfig::load(&cfg.kubeconfig)?;
-    if cfg.endpoints.is_empty() {
-        cfg.endpoints = vec![creds.server.clone()];
-    }
-    let endpoints = cfg
-        .endpoints
-        .iter()
-        .map(|e| {
-            Endpoint::parse(e)
-                .map(Arc::new)
-                .map_err(|why| LoadgenError::Config(format!("endpoint {e:?}: {why}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let dialer = Dialer::new(tls::client_config(&creds, cfg.http2)?, creds.token.as_deref())?;
-
-    let first = endpoints
-        .first()
-        .cloned()
-        .ok_or_else(|| LoadgenError::Config("no API endpoint".into()))?;
-    let mut setup = dialer.conn(first);
+    let (dialer, endpoints) = dialer_for(&cfg.kubeconfig, &mut cfg.endpoints, cfg.http2)?;
+    let mut setup = dialer.conn(endpoints[0].clone());
     let ns_err = |source| LoadgenError::Namespace {
         namespace: cfg.namespace.clone(),
         source,
@@ -167,9 +149,36 @@ pub async fn run(mut cfg: Config, cancel: CancellationToken) -> Result<Report, L
     ))
 }
 
+/// The credentials of `kubeconfig` and the endpoints (its server when `endpoints` is empty);
+/// at least one endpoint is returned.
+pub(super) fn dialer_for(
+    kubeconfig: &std::path::Path,
+    endpoints: &mut Vec<String>,
+    http2: bool,
+) -> Result<(Arc<Dialer>, Vec<Arc<Endpoint>>), LoadgenError> {
+    let creds = kubeconfig::load(kubeconfig)?;
+    if endpoints.is_empty() {
+        endpoints.push(creds.server.clone());
+    }
+    let parsed = endpoints
+        .iter()
+        .map(|e| {
+            Endpoint::parse(e)
+                .map(Arc::new)
+                .map_err(|why| LoadgenError::Config(format!("endpoint {e:?}: {why}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let dialer = Dialer::new(tls::client_config(&creds, http2)?, creds.token.as_deref())?;
+    Ok((dialer, parsed))
+}
+
 /// One connection per client, client `i` to endpoint `i % endpoints`, dialled before the
 /// measured phase so handshakes are not timed.
-async fn dial_clients(dialer: &Arc<Dialer>, endpoints: &[Arc<Endpoint>], n: usize) -> Result<Vec<Conn>, LoadgenError> {
+pub(super) async fn dial_clients(
+    dialer: &Arc<Dialer>,
+    endpoints: &[Arc<Endpoint>],
+    n: usize,
+) -> Result<Vec<Conn>, LoadgenError> {
     let dialled: Vec<Result<Conn, LoadgenError>> = futures::stream::iter(0..n)
         .map(|i| {
             let mut conn = dialer.conn(endpoints[endpoint_of(i, endpoints.len())].clone());

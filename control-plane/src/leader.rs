@@ -1,0 +1,111 @@
+//! The leader-only runner: the scheduler and the controllers run on the master that leads the
+//! Raft group, and only there. When this member wins an election in term T the runner starts
+//! every component with a `Storage` whose writes are fenced by T; when it loses leadership (or
+//! leads a later term) it cancels them. The fence is what makes this safe: the state machine
+//! refuses, at apply time, any write fenced by T that a leader of another term appended, so a
+//! deposed leader's components cannot write even while they are still winding down, and a new
+//! leader need not wait for a lease to expire (ARCHITECTURE.md, fenced leadership).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::storage::Storage;
+
+/// What a component is started with.
+#[derive(Clone)]
+pub struct Term {
+    /// The term this member leads; every write through `storage` is fenced by it.
+    pub term: u64,
+    /// Writes fenced by `term`; reads are the store's as usual.
+    pub storage: Storage,
+    /// Cancelled when leadership of `term` ends (or the master shuts down).
+    pub stop: CancellationToken,
+    /// When this member became leader of `term` (failover measurements start here).
+    pub since: Instant,
+}
+
+type Run = dyn Fn(Term) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// One leader-only component: a name for logs and a function that runs it for one term.
+#[derive(Clone)]
+pub struct Component {
+    pub name: &'static str,
+    run: Arc<Run>,
+}
+
+impl Component {
+    pub fn new<F, Fut>(name: &'static str, run: F) -> Self
+    where
+        F: Fn(Term) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Component {
+            name,
+            run: Arc::new(move |t| Box::pin(run(t))),
+        }
+    }
+}
+
+struct Running {
+    term: u64,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    fn stop(mut self) {
+        self.stop.cancel();
+        // Fenced writes in flight fail at apply time; the tasks need not be waited for.
+        self.tasks.abort_all();
+        tracing::info!(term = self.term, "leader-only components stopped");
+    }
+}
+
+/// Runs `components` whenever this member leads, until `shutdown`.
+pub async fn run(storage: Storage, components: Vec<Component>, shutdown: CancellationToken) {
+    let mut leadership = storage.store().leadership();
+    let mut running: Option<Running> = None;
+    loop {
+        let now = leadership.current();
+        match (now, running.as_ref().map(|r| r.term)) {
+            (Some(term), Some(t)) if term == t => {}
+            (Some(term), _) => {
+                if let Some(r) = running.take() {
+                    r.stop();
+                }
+                let stop = shutdown.child_token();
+                let mut tasks = JoinSet::new();
+                let since = Instant::now();
+                for c in &components {
+                    let t = Term {
+                        term,
+                        storage: storage.fenced(term),
+                        stop: stop.clone(),
+                        since,
+                    };
+                    tasks.spawn((c.run)(t));
+                }
+                tracing::info!(term, components = components.len(), "leader-only components started");
+                running = Some(Running { term, stop, tasks });
+            }
+            (None, Some(_)) => {
+                if let Some(r) = running.take() {
+                    r.stop();
+                }
+            }
+            (None, None) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            alive = leadership.changed() => if !alive { break },
+        }
+    }
+    if let Some(r) = running.take() {
+        r.stop();
+    }
+}
