@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scheduler throughput through the full stack, in the manner of Kubernetes' scheduler_perf.
 #
-# Starts 3 skiff masters (127.0.0.1-3), then runs `skiff bench scheduler` for each node count in
+# First the scheduler's decisions alone (`--core`, in process), then starts 3 skiff masters
+# (127.0.0.1-3) and runs `skiff bench scheduler` for each node count in
 # NODES and each pod shape in SHAPES: Node objects created through the API (no agents), PODS pods
 # created by CLIENTS clients, every pod's creation-to-bind latency read from a watch. Prints each
 # report; stops the masters and removes the temp dir on exit. Times are never asserted; a run in
@@ -27,6 +28,12 @@ SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
 # shellcheck source=bench/masters.sh
 source bench/masters.sh
 
+# The decisions alone, in process: what the scheduling loop can do without IO.
+for n in $NODES; do
+    for shape in $SHAPES; do
+        "$SKIFF_BIN" bench scheduler --core --nodes "$n" --pods "$PODS" --shape "$shape"
+    done
+done
 for n in $NODES; do
     for shape in $SHAPES; do
         name="sched-$shape-n$n-p$PODS"

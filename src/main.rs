@@ -75,7 +75,7 @@ struct SchedulerBenchArgs {
     endpoints: Vec<String>,
     /// Kubeconfig with a client certificate (e.g. a master's admin.kubeconfig).
     #[arg(long)]
-    kubeconfig: PathBuf,
+    kubeconfig: Option<PathBuf>,
     /// Node objects created first.
     #[arg(long, default_value_t = 1000)]
     nodes: u64,
@@ -97,6 +97,9 @@ struct SchedulerBenchArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The decisions alone, in this process (no API, no store): an upper bound of the loop.
+    #[arg(long)]
+    core: bool,
 }
 
 /// Flags of `skiff bench api`.
@@ -498,13 +501,24 @@ async fn run_api_bench(a: ApiBenchArgs) -> Result<()> {
 
 /// `skiff bench scheduler`: exits non-zero when a created pod was never seen bound.
 async fn run_scheduler_bench(a: SchedulerBenchArgs) -> Result<()> {
+    if a.core {
+        let report = control_plane::loadgen::run_scheduler_core(a.shape, a.nodes, a.pods).map_err(anyhow::Error::msg)?;
+        print!("{}", report.table());
+        if let Some(path) = a.json {
+            std::fs::write(&path, report.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let max = control_plane::loadgen::MAX_DURATION.as_secs_f64();
     if !(a.timeout.is_finite() && a.timeout > 0.0 && a.timeout <= max) {
         bail!("--timeout {}: must be above 0 and at most {max}", a.timeout);
     }
+    let Some(kubeconfig) = a.kubeconfig else {
+        bail!("--kubeconfig is required (except with --core)");
+    };
     let config = control_plane::loadgen::SchedConfig {
         label: a.label,
-        kubeconfig: a.kubeconfig,
+        kubeconfig,
         endpoints: a.endpoints,
         http2: true,
         nodes: a.nodes,
