@@ -374,6 +374,17 @@ impl LabelSelector {
         self.nothing
     }
 
+    /// `key`, `value` when this selector is exactly `key=value` (`matchLabels` with one entry):
+    /// what an index of label counts can answer without a scan.
+    pub fn single_equality(&self) -> Option<(&str, &str)> {
+        match (self.nothing, self.requirements.as_slice()) {
+            (false, [r]) if matches!(r.operator, LabelOperator::Equals | LabelOperator::In) && r.values.len() == 1 => {
+                Some((r.key.as_str(), r.values[0].as_str()))
+            }
+            _ => None,
+        }
+    }
+
     pub fn requirements(&self) -> &[LabelRequirement] {
         &self.requirements
     }

@@ -317,6 +317,11 @@ impl PodInfo {
 }
 
 /// A node with the pods the cache places on it.
+/// The key of `NodeInfo::label_counts`: a pod label within a namespace.
+pub fn label_key(namespace: &str, key: &str, value: &str) -> String {
+    format!("{namespace}\u{0}{key}\u{0}{value}")
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct NodeInfo {
     pub name: String,
@@ -336,6 +341,9 @@ pub struct NodeInfo {
     pub image_sizes: HashMap<String, i64>,
     /// How many of `pods` have pod (anti-)affinity terms, so InterPodAffinity can skip the node.
     pub pods_with_affinity: usize,
+    /// Pods on the node that are not terminating, per `label_key(namespace, key, value)` of each
+    /// of their labels: PodTopologySpread's counts for `matchLabels` selectors, without a scan.
+    pub label_counts: HashMap<String, u32>,
 }
 
 impl NodeInfo {
@@ -382,6 +390,13 @@ impl NodeInfo {
         if pod.has_pod_affinity() {
             self.pods_with_affinity += 1;
         }
+        if !pod.terminating {
+            for (k, v) in &pod.labels {
+                if let Some(v) = v.as_str() {
+                    *self.label_counts.entry(label_key(&pod.namespace, k, v)).or_insert(0) += 1;
+                }
+            }
+        }
         self.pods.push(pod);
     }
 
@@ -405,6 +420,19 @@ impl NodeInfo {
         }
         if pod.has_pod_affinity() {
             self.pods_with_affinity -= 1;
+        }
+        if !pod.terminating {
+            for (k, v) in &pod.labels {
+                if let Some(v) = v.as_str() {
+                    let key = label_key(&pod.namespace, k, v);
+                    if let Some(n) = self.label_counts.get_mut(&key) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.label_counts.remove(&key);
+                        }
+                    }
+                }
+            }
         }
         Some(pod)
     }
@@ -597,6 +625,29 @@ pub(crate) mod tests {
     pub fn pod_on(name: &str, node: &str, cpu: &str, memory: &str) -> Arc<PodInfo> {
         pod(json!({"metadata": {"name": name, "namespace": "default"},
                    "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}}))
+    }
+
+    #[test]
+    fn label_counts_follow_pods_on_the_node() {
+        let mut c = Cluster::default();
+        c.upsert_node(&node_json("n1", 4000, 1 << 30, json!({}))).unwrap();
+        let labelled = |name: &str, app: &str| {
+            pod(
+                json!({"metadata": {"name": name, "namespace": "ns", "labels": {"app": app}},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}}),
+            )
+        };
+        c.add_pod(labelled("a", "web"));
+        c.add_pod(labelled("b", "web"));
+        c.add_pod(labelled("d", "db"));
+        let n = c.node("n1").unwrap();
+        assert_eq!(n.label_counts.get(&label_key("ns", "app", "web")), Some(&2));
+        assert_eq!(n.label_counts.get(&label_key("other", "app", "web")), None);
+        c.remove_pod("ns", "a");
+        c.remove_pod("ns", "d");
+        let n = c.node("n1").unwrap();
+        assert_eq!(n.label_counts.get(&label_key("ns", "app", "web")), Some(&1));
+        assert_eq!(n.label_counts.get(&label_key("ns", "app", "db")), None);
     }
 
     #[test]

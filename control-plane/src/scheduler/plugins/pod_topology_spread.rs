@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Map, Value};
 
 use crate::scheduler::framework::{Code, Filter, NodeFilter, Rejection, Score, MAX_NODE_SCORE};
-use crate::scheduler::model::{Cluster, NodeInfo, PodInfo};
+use crate::scheduler::model::{label_key, Cluster, NodeInfo, PodInfo};
 use crate::scheduler::plugins::{node_affinity, parse, taint_toleration};
 use crate::selector::LabelSelector;
 
@@ -56,8 +56,19 @@ impl SpreadConstraint {
         other.namespace == pod.namespace && !other.terminating && self.selector.matches(&other.labels)
     }
 
-    fn count_on(&self, pod: &PodInfo, node: &NodeInfo) -> i64 {
-        node.pods.iter().filter(|p| self.counts(pod, p)).count() as i64
+    /// For the common `matchLabels: {app: x}`, the key of the nodes' label index that answers
+    /// `count_on` without a scan of the node's pods. Computed once per pod, used per node.
+    fn index_key(&self, pod: &PodInfo) -> Option<String> {
+        self.selector
+            .single_equality()
+            .map(|(k, v)| label_key(&pod.namespace, k, v))
+    }
+
+    fn count_on(&self, pod: &PodInfo, node: &NodeInfo, key: Option<&str>) -> i64 {
+        match key {
+            Some(k) => node.label_counts.get(k).copied().unwrap_or(0) as i64,
+            None => node.pods.iter().filter(|p| self.counts(pod, p)).count() as i64,
+        }
     }
 }
 
@@ -175,11 +186,19 @@ impl Filter for PodTopologySpread {
             })
             .collect();
         if !constraints.is_empty() {
+            // Sum per domain first (cheap), then build each histogram once per domain.
+            let keys: Vec<Option<String>> = constraints.iter().map(|c| c.index_key(pod)).collect();
+            let mut sums: Vec<HashMap<&str, i64>> = vec![HashMap::new(); constraints.len()];
             for node in cluster.nodes().iter().filter(|n| has_all_keys(n, &constraints)) {
-                for (c, d) in constraints.iter().zip(domains.iter_mut()) {
+                for ((c, sum), key) in constraints.iter().zip(sums.iter_mut()).zip(&keys) {
                     if let (true, Some(v)) = (c.includes(pod, node), node.label(&c.topology_key)) {
-                        d.set(v, c.count_on(pod, node));
+                        *sum.entry(v).or_insert(0) += c.count_on(pod, node, key.as_deref());
                     }
+                }
+            }
+            for (sum, d) in sums.into_iter().zip(domains.iter_mut()) {
+                for (v, n) in sum {
+                    d.set(v, n);
                 }
             }
         }
@@ -248,13 +267,14 @@ impl Score for PodTopologySpread {
                     .collect()
             })
             .collect();
+        let keys: Vec<Option<String>> = constraints.iter().map(|c| c.index_key(pod)).collect();
         for node in cluster.nodes().iter().filter(|n| has_all_keys(n, &owned)) {
-            for (c, counts) in constraints.iter().zip(counts.iter_mut()) {
+            for ((c, counts), key) in constraints.iter().zip(counts.iter_mut()).zip(&keys) {
                 if c.topology_key == HOSTNAME || !c.includes(pod, node) {
                     continue;
                 }
                 if let Some(count) = node.label(&c.topology_key).and_then(|v| counts.get_mut(v)) {
-                    *count += c.count_on(pod, node);
+                    *count += c.count_on(pod, node, key.as_deref());
                 }
             }
         }
@@ -278,10 +298,10 @@ impl Score for PodTopologySpread {
                     return None;
                 }
                 let mut score = 0.0;
-                for ((c, m), w) in constraints.iter().zip(&counts).zip(&weights) {
+                for (((c, m), w), key) in constraints.iter().zip(&counts).zip(&weights).zip(&keys) {
                     if let Some(v) = n.label(&c.topology_key) {
                         let cnt = if c.topology_key == HOSTNAME {
-                            c.count_on(pod, n)
+                            c.count_on(pod, n, key.as_deref())
                         } else {
                             m.get(v).copied().unwrap_or(0)
                         };
