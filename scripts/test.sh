@@ -15,6 +15,7 @@ bash tests/kubectl.sh
 bash tests/python-client.sh
 bash tests/rbac.sh
 bash tests/scheduler.sh
+bash tests/controllers.sh
 cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss
 # Smoke run of the skiff-vs-etcd benchmark: checks that it works, asserts no times.
 QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh

@@ -502,7 +502,8 @@ async fn run_api_bench(a: ApiBenchArgs) -> Result<()> {
 /// `skiff bench scheduler`: exits non-zero when a created pod was never seen bound.
 async fn run_scheduler_bench(a: SchedulerBenchArgs) -> Result<()> {
     if a.core {
-        let report = control_plane::loadgen::run_scheduler_core(a.shape, a.nodes, a.pods).map_err(anyhow::Error::msg)?;
+        let report =
+            control_plane::loadgen::run_scheduler_core(a.shape, a.nodes, a.pods).map_err(anyhow::Error::msg)?;
         print!("{}", report.table());
         if let Some(path) = a.json {
             std::fs::write(&path, report.to_json() + "\n").with_context(|| format!("writing {}", path.display()))?;

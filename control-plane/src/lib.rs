@@ -25,6 +25,7 @@
 //! - `pki`, `tls`: the cluster CA, certificates, kubeconfigs, HTTPS serving and authentication.
 //! - `leader`: the leader-only runner (scheduler, controllers), writes fenced by the Raft term.
 //! - `scheduler/`: kube-scheduler's framework, plugins, queue and preemption.
+//! - `controllers/`: ReplicaSet and Deployment controllers, garbage collection of their dependents.
 //! - `binding`: a pod's binding to a node (pods/binding and the scheduler).
 //! - `server`: start-up on a master (CA adoption, system namespaces, serving).
 //! - `error`: `metav1.Status` errors.
@@ -38,6 +39,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod binding;
+pub mod controllers;
 pub mod csr;
 pub mod defaults;
 pub mod discovery;

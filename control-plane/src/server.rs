@@ -326,17 +326,17 @@ pub async fn start(
                         .map_err(|e| ServerError::Audit(format!("policy {}: {e}", p.display())))?
                 }
             };
-            Some(
+            Some(Arc::new(
                 crate::audit::AuditLog::open(path, policy, shutdown.clone())
                     .await
                     .map_err(|e| ServerError::Audit(format!("opening {}: {e}", path.display())))?,
-            )
+            ))
         }
     };
     let state = Arc::new(ApiState {
         audit,
-        authz: auth::Authorizer { rbac },
-        admission,
+        authz: Arc::new(auth::Authorizer { rbac }),
+        admission: Arc::new(admission),
         sa_key,
         ca_pem: ca.cert_pem.clone(),
         storage,
@@ -345,6 +345,13 @@ pub async fn start(
         shutdown: shutdown.clone(),
     });
     tokio::spawn(run_namespace_defaults(state.clone(), shutdown.clone()));
+    // The controllers write through the API pipeline, so they run where the API does; they
+    // follow this master's leadership on their own, fenced like the scheduler.
+    tokio::spawn(crate::leader::run(
+        state.storage.clone(),
+        vec![crate::controllers::component(state.clone())],
+        shutdown.clone(),
+    ));
 
     let app = api::router(state);
     tracing::info!(listen = %cfg.listen, "API server serving");

@@ -75,6 +75,23 @@ pub async fn delete(st: &Arc<ApiState>, t: &Target, q: &Query, body: Body, user:
     Ok(body::json(code, &obj, &[]))
 }
 
+/// Deletes `current` as a DELETE with default options would (finalizers, graceful pod deletion),
+/// only if it is still the object with `uid`: for in-process callers (controllers).
+pub async fn delete_object(
+    st: &Arc<ApiState>,
+    t: &Target,
+    current: Stored,
+    uid: &str,
+    user: &UserInfo,
+) -> ApiResult<Value> {
+    let opts = DeleteOptions {
+        uid: Some(uid.to_string()),
+        ..Default::default()
+    };
+    let name = t.name.clone().unwrap_or_default();
+    Ok(delete_one(st, t, &name, current, &opts, user).await?.1)
+}
+
 async fn delete_one(
     st: &Arc<ApiState>,
     t: &Target,

@@ -4,13 +4,13 @@
 //! `subresource.rs` (scale, binding, log/exec).
 
 pub mod body;
-mod delete;
+pub mod delete;
 pub mod metrics;
 mod read;
 pub mod request;
 mod subresource;
 mod watch;
-mod write;
+pub mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,22 +34,34 @@ use crate::tls::{Authn, ServiceAccountToken};
 use crate::{discovery, openapi};
 use request::{Query, Target};
 
-/// What every handler shares.
+/// What every handler shares. Cheap to clone: leader-only components run the same write
+/// pipeline with a fenced `storage` (`fenced`).
+#[derive(Clone)]
 pub struct ApiState {
     pub storage: Storage,
     /// host:port clients reach this server at (for /api's serverAddressByClientCIDRs).
     pub advertise: String,
-    pub metrics: metrics::Metrics,
-    pub authz: Authorizer,
-    pub admission: crate::admission::Admission,
+    pub metrics: Arc<metrics::Metrics>,
+    pub authz: Arc<Authorizer>,
+    pub admission: Arc<crate::admission::Admission>,
     /// Signs service account tokens (TokenRequest).
     pub sa_key: Arc<crate::auth::token::SigningKey>,
     /// The cluster CA, published in every namespace's kube-root-ca.crt.
     pub ca_pem: String,
     /// Where requests are recorded, if anywhere (`--audit-log`).
-    pub audit: Option<crate::audit::AuditLog>,
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// Cancelled on shutdown: watches end.
     pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl ApiState {
+    /// The same server state, every store write fenced by `term` (leader-only components).
+    pub fn fenced(&self, term: u64) -> Arc<ApiState> {
+        Arc::new(ApiState {
+            storage: self.storage.fenced(term),
+            ..self.clone()
+        })
+    }
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
