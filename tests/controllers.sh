@@ -54,9 +54,12 @@ etcd() { ETCDCTL_API=3 etcdctl --endpoints="$EP" --command-timeout=10s "$@"; }
 revision() { etcd endpoint status -w json | python3 -c 'import json,sys; print(max(s["Status"]["header"]["revision"] for s in json.load(sys.stdin)))'; }
 # bounds REV LABEL MAX_PODS MIN_READY: the pods' history since REV stays within the bounds
 bounds() {
-    timeout 5 env ETCDCTL_API=3 etcdctl --endpoints="$EP" watch --rev="$1" --prefix /registry/pods/default/ -w json \
-        >"$TMP/history.json" 2>/dev/null || true
-    python3 "$HERE/rollout_bounds.py" "$2" "$3" "$4" <"$TMP/history.json"
+    local end
+    end=$(revision)
+    etcd get --prefix /registry/pods/default/ --rev="$1" -w json >"$TMP/start.json"
+    timeout 5 env ETCDCTL_API=3 etcdctl --endpoints="$EP" watch --rev="$(($1 + 1))" --prefix /registry/pods/default/ \
+        -w json >"$TMP/history.json" 2>/dev/null || true
+    python3 "$HERE/rollout_bounds.py" "$2" "$3" "$4" "$TMP/start.json" "$end" <"$TMP/history.json"
 }
 
 for n in n1 n2; do
@@ -69,6 +72,36 @@ status:
   allocatable: {cpu: "8", memory: 16Gi, pods: "110"}
 YAML
 done
+# A node that heartbeats once (Ready, a fresh lease) and then falls silent: checked at the end,
+# after the node lifecycle controller's 40 s grace. Its pod tolerates unreachable for 2 s only.
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+nowmicro=$(date -u +%Y-%m-%dT%H:%M:%S.000000Z)
+cat <<YAML | k create -f - >/dev/null
+apiVersion: v1
+kind: Node
+metadata: {name: n-silent, labels: {kubernetes.io/hostname: n-silent}}
+spec: {taints: [{key: silent, value: "yes", effect: NoSchedule}]}
+status:
+  capacity: {cpu: "8", memory: 16Gi, pods: "110"}
+  allocatable: {cpu: "8", memory: 16Gi, pods: "110"}
+  conditions: [{type: Ready, status: "True", reason: KubeletReady, lastHeartbeatTime: "$now", lastTransitionTime: "$now"}]
+YAML
+cat <<YAML | k create -f - >/dev/null
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: n-silent, namespace: kube-node-lease}
+spec: {holderIdentity: n-silent, leaseDurationSeconds: 40, renewTime: "$nowmicro"}
+YAML
+silent_since=$(date +%s)
+cat <<'YAML' | k create -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: on-silent}
+spec:
+  nodeName: n-silent
+  containers: [{name: c, image: busybox:1.36}]
+  tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}]
+YAML
 python3 "$HERE/fake_kubelet.py" "$TMP/m1/admin.kubeconfig" \
     "https://127.0.0.1:$APORT,https://127.0.0.2:$APORT,https://127.0.0.3:$APORT" 600 "$TMP/stop" \
     >"$TMP/kubelet.log" 2>&1 &
@@ -165,6 +198,76 @@ YAML
 sleep 2
 check_eq "an orphan matching the selector is adopted (and the surplus removed)" 1 "$(wait_count app=bare 1)"
 
+# ------------------------------------------------------------------ ipam ----
+
+c1=$(k get node n1 -o jsonpath='{.spec.podCIDR}')
+c2=$(k get node n2 -o jsonpath='{.spec.podCIDR}')
+check_match "node IPAM: n1 gets a /24 of 10.244.0.0/16" '^10\.244\.[0-9]+\.0/24$' "$c1"
+check_eq "and n2 another one" yes "$([ -n "$c2" ] && [ "$c1" != "$c2" ] && echo yes || echo "no: $c1 $c2")"
+
+# -------------------------------------------------------------- endpoints ----
+
+k expose deployment web --port=80 --target-port=8080 >/dev/null
+eps=""
+for _ in $(seq 1 100); do
+    eps=$(k get endpoints web -o jsonpath='{range .subsets[*].addresses[*]}{.ip}{" "}{end}' 2>/dev/null | wc -w)
+    [ "$eps" = 2 ] && break
+    sleep 0.1
+done
+check_eq "a Service's Endpoints list its 2 ready pods" 2 "$eps"
+check_eq "on the target port" 8080 "$(k get endpoints web -o jsonpath='{.subsets[0].ports[0].port}')"
+n=""
+for _ in $(seq 1 100); do
+    n=$(k get endpointslices -l kubernetes.io/service-name=web -o jsonpath='{range .items[*].endpoints[*]}{.addresses[0]}{" "}{end}' | wc -w)
+    [ "$n" = 2 ] && break
+    sleep 0.1
+done
+check_eq "and its EndpointSlice too" 2 "$n"
+k scale deployment/web --replicas=3 >/dev/null
+for _ in $(seq 1 150); do
+    eps=$(k get endpoints web -o jsonpath='{range .subsets[*].addresses[*]}{.ip}{" "}{end}' | wc -w)
+    [ "$eps" = 3 ] && break
+    sleep 0.1
+done
+check_eq "scaling the deployment updates them" 3 "$eps"
+
+# ------------------------------------------------------------- daemonset ----
+
+cat <<'YAML' | k create -f - >/dev/null
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: c, image: busybox:1.36}]}
+YAML
+check_eq "a DaemonSet runs one pod per node (n-silent's taint is not tolerated)" 2 "$(wait_count app=agent 2)"
+check_eq "on n1 and n2" "n1 n2" "$(k get pods -l app=agent -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort | tr '\n' ' ' | sed 's/ $//')"
+cat <<YAML | k create -f - >/dev/null
+apiVersion: v1
+kind: Node
+metadata: {name: n3, labels: {kubernetes.io/hostname: n3}}
+status:
+  capacity: {cpu: "8", memory: 16Gi, pods: "110"}
+  allocatable: {cpu: "8", memory: 16Gi, pods: "110"}
+YAML
+check_eq "a new node gets its pod" 3 "$(wait_count app=agent 3)"
+k delete node n3 >/dev/null
+check_eq "a deleted node's pod goes" 2 "$(wait_count app=agent 2)"
+for _ in $(seq 1 100); do
+    out=$(k get ds agent -o jsonpath='{.status.desiredNumberScheduled} {.status.numberReady}')
+    [ "$out" = "2 2" ] && break
+    sleep 0.1
+done
+check_eq "DaemonSet status" "2 2" "$out"
+
+k delete rs bare --cascade=orphan >/dev/null
+sleep 1
+check_eq "delete --cascade=orphan keeps the pods" 1 "$(k get pods -l app=bare --no-headers | wc -l)"
+check_eq "and they lose their owner reference" "" "$(k get pods -l app=bare -o jsonpath='{.items[0].metadata.ownerReferences}')"
+
 # --------------------------------------------------------------- garbage ----
 
 k delete deployment web >/dev/null
@@ -185,9 +288,16 @@ import json, sys
 for i, s in enumerate(json.load(sys.stdin)):
     if s["Status"]["leader"] == s["Status"]["header"]["member_id"]:
         print(i + 1)')
+check_match "the Raft leader is known" '^[123]$' "$leader"
 rev=$(revision)
 k set image deployment/ha busybox=busybox:1.37 >/dev/null
-sleep 0.3
+# Kill once the rollout is under way (some pods updated, not all).
+for _ in $(seq 1 100); do
+    u=$(k get deploy ha -o jsonpath='{.status.updatedReplicas}')
+    [ -n "$u" ] && [ "$u" -gt 0 ] && [ "$u" -lt 4 ] && break
+    sleep 0.05
+done
+check_match "killed mid-rollout ($u of 4 pods updated)" '^[123]$' "$u"
 kill -9 "${MASTER_PIDS[$((leader - 1))]}"
 killed_at=$(date +%s.%N)
 other=$((leader % 3 + 1))
@@ -199,10 +309,50 @@ check_contains "leader killed mid-rollout: the new leader finishes it" 'successf
 out=$(bounds "$rev" app=ha 5 3)
 check_contains "and the rollout stayed within its bounds through the failover" "revisions: at most" "$out"
 echo "$out"
-for i in 1 2 3; do
-    grep -h "first controller write since this master became leader" "$TMP/m$i.log" | tail -n 1 || true
+# Failover, from the masters' logs: kill to the new leader's first controller write.
+python3 - "$killed_at" "$TMP"/m*.log <<'PY'
+import re, sys
+from datetime import datetime
+killed = float(sys.argv[1])
+best = None
+for path in sys.argv[2:]:
+    for line in open(path, errors="replace"):
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if "first controller write since this master became leader" not in line:
+            continue
+        t = datetime.strptime(line.split()[0][:26].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+        # Log timestamps are UTC; make the parsed naive time UTC too.
+        t += datetime.now().astimezone().utcoffset().total_seconds()
+        after = re.search(r"after_ms=(\d+)", line)
+        if t > killed and (best is None or t < best[0]):
+            best = (t, after.group(1) if after else "?")
+if best:
+    print(f"controller failover: first write by the new leader {best[0] - killed:.2f} s after the kill, "
+          f"{best[1]} ms after it won the election")
+else:
+    print("controller failover: no write by a new leader found in the logs")
+PY
+
+# ------------------------------------------------------- node lifecycle ----
+
+left=$((silent_since + 47 - $(date +%s)))
+[ "$left" -gt 0 ] && sleep "$left"
+cond=""
+for _ in $(seq 1 100); do
+    cond=$(k get node n-silent -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')
+    [ "$cond" = Unknown ] && break
+    sleep 0.1
 done
-echo "leader m$leader killed at $killed_at"
+check_eq "a node whose lease stopped 40 s ago: Ready Unknown" Unknown "$cond"
+check_contains "and the unreachable NoExecute taint" "node.kubernetes.io/unreachable:NoExecute" \
+    "$(k get node n-silent -o jsonpath='{range .spec.taints[*]}{.key}:{.effect}{"\n"}{end}')"
+gone=""
+for _ in $(seq 1 100); do
+    gone=$(try k get pod on-silent)
+    [[ "$gone" == *NotFound* ]] && break
+    sleep 0.1
+done
+check_contains "its pod, tolerating that for 2 s, is evicted" "NotFound" "$gone"
 
 touch "$TMP/stop"
 echo "controllers: $PASSED passed, 0 failed"

@@ -199,6 +199,11 @@ impl Cache {
             .collect()
     }
 
+    /// Every object, of every namespace.
+    pub fn all(&self) -> Vec<Value> {
+        self.read().values().cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.read().len()
     }

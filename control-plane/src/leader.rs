@@ -54,7 +54,30 @@ impl Component {
 struct Running {
     term: u64,
     stop: CancellationToken,
-    tasks: JoinSet<()>,
+    since: Instant,
+    /// Each task returns its component's index when it ends.
+    tasks: JoinSet<usize>,
+}
+
+/// Pause before restarting a component that ended while its term went on.
+const RESTART_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn spawn(tasks: &mut JoinSet<usize>, components: &[Component], i: usize, t: Term, delay: std::time::Duration) {
+    let run = components[i].run.clone();
+    tasks.spawn(async move {
+        if !delay.is_zero() {
+            tokio::select! {
+                _ = t.stop.cancelled() => return i,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        // In its own task so that a panic is reported here, with the component's index. It
+        // stops with `t.stop`, which is cancelled before this outer task is aborted.
+        if let Err(e) = tokio::spawn(run(t)).await {
+            tracing::error!(error = %e, "a leader-only component failed");
+        }
+        i
+    });
 }
 
 impl Running {
@@ -81,17 +104,22 @@ pub async fn run(storage: Storage, components: Vec<Component>, shutdown: Cancell
                 let stop = shutdown.child_token();
                 let mut tasks = JoinSet::new();
                 let since = Instant::now();
-                for c in &components {
+                for i in 0..components.len() {
                     let t = Term {
                         term,
                         storage: storage.fenced(term),
                         stop: stop.clone(),
                         since,
                     };
-                    tasks.spawn((c.run)(t));
+                    spawn(&mut tasks, &components, i, t, std::time::Duration::ZERO);
                 }
                 tracing::info!(term, components = components.len(), "leader-only components started");
-                running = Some(Running { term, stop, tasks });
+                running = Some(Running {
+                    term,
+                    stop,
+                    since,
+                    tasks,
+                });
             }
             (None, Some(_)) => {
                 if let Some(r) = running.take() {
@@ -100,9 +128,34 @@ pub async fn run(storage: Storage, components: Vec<Component>, shutdown: Cancell
             }
             (None, None) => {}
         }
-        tokio::select! {
+        let ended = async {
+            match running.as_mut() {
+                Some(r) if !r.tasks.is_empty() => r.tasks.join_next().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let ended: Option<Result<usize, tokio::task::JoinError>> = tokio::select! {
             _ = shutdown.cancelled() => break,
-            alive = leadership.changed() => if !alive { break },
+            alive = leadership.changed() => if alive { None } else { break },
+            Some(done) = ended => Some(done),
+        };
+        // A component ended (returned, or panicked and was reported) while this master still
+        // leads: run it again, after a pause, in the same term.
+        if let (Some(Ok(i)), Some(r)) = (ended, running.as_mut()) {
+            if !r.stop.is_cancelled() {
+                tracing::warn!(
+                    component = components[i].name,
+                    term = r.term,
+                    "leader-only component ended; restarting"
+                );
+                let t = Term {
+                    term: r.term,
+                    storage: storage.fenced(r.term),
+                    stop: r.stop.clone(),
+                    since: r.since,
+                };
+                spawn(&mut r.tasks, &components, i, t, RESTART_AFTER);
+            }
         }
     }
     if let Some(r) = running.take() {

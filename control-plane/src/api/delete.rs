@@ -92,6 +92,114 @@ pub async fn delete_object(
     Ok(delete_one(st, t, &name, current, &opts, user).await?.1)
 }
 
+/// DELETE with `propagationPolicy: Orphan`, as Kubernetes' orphan finalizer does it: the owner is
+/// first marked as being deleted (its controller then adopts nothing), its dependents lose their
+/// reference to it, then it goes.
+async fn orphan_and_delete(
+    st: &Arc<ApiState>,
+    t: &Target,
+    ns: &str,
+    name: &str,
+    current: Stored,
+    uid: &str,
+) -> ApiResult<(StatusCode, Value)> {
+    let mut current = current;
+    // Its controller may be writing its status meanwhile: every step retries on a moved
+    // resourceVersion, with the object read again (and still the one asked for).
+    let reread = |e: ApiError| async move {
+        if e.code == 404 {
+            return Ok(None);
+        }
+        if e.code != 409 {
+            return Err(e);
+        }
+        match st.storage.get(t.res, Some(ns), name, false).await? {
+            Some(fresh) if fresh.obj.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid) => Ok(Some(fresh)),
+            _ => Ok(None),
+        }
+    };
+    for _ in 0..5 {
+        if meta::is_deleting(&current.obj) {
+            break;
+        }
+        // The `orphan` finalizer, as Kubernetes' garbage collector uses it: with it, no update
+        // (its controller writing status) completes the deletion before the dependents are free.
+        let mut marked = current.obj.clone();
+        marked["metadata"]["deletionTimestamp"] = json!(meta::now());
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        marked["metadata"]["finalizers"] = json!(["orphan"]);
+        match st.storage.update(t.res, Some(ns), name, &marked, current.rv).await {
+            Ok(s) => current = s,
+            Err(e) => match reread(e).await? {
+                Some(fresh) => current = fresh,
+                None => return Ok((StatusCode::OK, for_response(t.res, &current))),
+            },
+        }
+    }
+    orphan_dependents(st, ns, uid).await?;
+    // Its controller may still be writing its status: retry on a moved resourceVersion.
+    for _ in 0..5 {
+        match st.storage.delete(t.res, Some(ns), name, current.rv).await {
+            Ok(_) => return Ok((StatusCode::OK, for_response(t.res, &current))),
+            Err(e) => match reread(e).await? {
+                Some(fresh) => current = fresh,
+                None => return Ok((StatusCode::OK, for_response(t.res, &current))),
+            },
+        }
+    }
+    Err(ApiError::stale(t.res.group, t.res.plural, name))
+}
+
+/// `propagationPolicy: Orphan`: the owner's dependents (the pods and ReplicaSets of its
+/// namespace naming its uid in their ownerReferences) lose that reference before the owner goes,
+/// so garbage collection leaves them alone.
+async fn orphan_dependents(st: &Arc<ApiState>, ns: &str, uid: &str) -> ApiResult<()> {
+    let dependents = [
+        crate::registry::pods(),
+        crate::registry::lookup("apps", "v1", "replicasets").unwrap_or_else(|| crate::registry::pods()),
+    ];
+    for res in dependents {
+        let prefix = res.list_prefix(Some(ns));
+        let page = st.storage.list(&crate::storage::ListSpec::all(&prefix), None).await?;
+        for item in page.items {
+            let owned = |o: &Value| {
+                o.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+            };
+            let mut current = item;
+            for _ in 0..5 {
+                if !owned(&current.obj) {
+                    break;
+                }
+                let name = meta::name(&current.obj).unwrap_or_default().to_string();
+                let mut obj = current.obj.clone();
+                if let Some(refs) = obj
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
+                    refs.retain(|r| r["uid"] != uid);
+                }
+                if obj["metadata"]["ownerReferences"].as_array().is_some_and(Vec::is_empty) {
+                    if let Some(m) = obj["metadata"].as_object_mut() {
+                        m.remove("ownerReferences");
+                    }
+                }
+                match st.storage.update(res, Some(ns), &name, &obj, current.rv).await {
+                    Ok(_) => break,
+                    Err(e) if e.code == 409 => match st.storage.get(res, Some(ns), &name, false).await? {
+                        Some(fresh) => current = fresh,
+                        None => break,
+                    },
+                    Err(e) if e.code == 404 => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn delete_one(
     st: &Arc<ApiState>,
     t: &Target,
@@ -147,6 +255,12 @@ async fn delete_one(
             format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
         )
         .about("", "namespaces", name));
+    }
+    if opts.propagation.as_deref() == Some("Orphan") && !opts.dry_run && meta::finalizers(&current.obj).is_empty() {
+        if let Some(ns) = t.namespace.as_deref() {
+            let uid = uid.to_string();
+            return orphan_and_delete(st, t, ns, name, current, &uid).await;
+        }
     }
     let mut marked = current.obj.clone();
     let finalizers = meta::finalizers(&marked);

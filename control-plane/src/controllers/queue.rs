@@ -21,6 +21,8 @@ struct Inner {
     /// Added while active: queue again when done.
     dirty: HashSet<String>,
     delayed: BTreeSet<(Instant, String)>,
+    /// The one deadline of each delayed key (the earliest asked for).
+    due: HashMap<String, Instant>,
     failures: HashMap<String, u32>,
 }
 
@@ -53,7 +55,19 @@ impl WorkQueue {
     }
 
     pub fn add_after(&self, key: &str, delay: Duration) {
-        self.lock().delayed.insert((Instant::now() + delay, key.to_string()));
+        let at = Instant::now() + delay;
+        {
+            let mut q = self.lock();
+            match q.due.get(key).copied() {
+                Some(old) if old <= at => return,
+                Some(old) => {
+                    q.delayed.remove(&(old, key.to_string()));
+                }
+                None => {}
+            }
+            q.due.insert(key.to_string(), at);
+            q.delayed.insert((at, key.to_string()));
+        }
         self.notify.notify_one();
     }
 
@@ -95,6 +109,7 @@ impl WorkQueue {
             let Some((_, key)) = q.delayed.pop_first() else {
                 break;
             };
+            q.due.remove(&key);
             if q.active.contains(&key) {
                 q.dirty.insert(key);
             } else if q.queued.insert(key.clone()) {
@@ -170,5 +185,17 @@ mod tests {
         assert_eq!(q.try_next(now + Duration::from_millis(6)).as_deref(), Some("a"));
         q.forget("a");
         assert!(q.lock().failures.is_empty());
+    }
+
+    #[test]
+    fn a_key_waits_once_for_its_earliest_deadline() {
+        let q = WorkQueue::default();
+        q.add_after("a", Duration::from_secs(60));
+        q.add_after("a", Duration::from_secs(600));
+        q.add_after("a", Duration::from_millis(1));
+        assert_eq!(q.lock().delayed.len(), 1);
+        let later = Instant::now() + Duration::from_millis(5);
+        assert_eq!(q.try_next(later).as_deref(), Some("a"));
+        assert_eq!(q.try_next(later + Duration::from_secs(700)), None);
     }
 }

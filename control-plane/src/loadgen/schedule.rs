@@ -207,6 +207,7 @@ pub async fn run(mut cfg: SchedConfig, cancel: CancellationToken) -> Result<Sche
     let conns = dial_clients(&dialer, &endpoints, cfg.clients).await?;
     let (made, errs) = create_all(conns, "/api/v1/nodes", Arc::new(nodes), &cancel).await;
     if made.iter().any(Option::is_none) {
+        cleanup(&mut ctl, &ns, &run).await;
         return Err(LoadgenError::WatchSetup(format!(
             "creating nodes failed: {}",
             errs.first().cloned().unwrap_or_default()

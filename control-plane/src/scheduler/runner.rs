@@ -46,8 +46,9 @@ struct Loop {
     recorder: Recorder,
     cluster: Cluster,
     queue: Queue,
-    /// Pods assumed on a node, binding in flight: key -> node.
-    assumed: HashMap<String, String>,
+    /// Pods assumed on a node, binding in flight: key -> node, and the pod's latest unbound
+    /// state seen meanwhile (what to retry with if the binding fails).
+    assumed: HashMap<String, (String, Option<QueuedPod>)>,
     /// Known pods (bound or not), to tell what a relist dropped.
     known: HashSet<String>,
     node_prints: HashMap<String, u64>,
@@ -231,8 +232,10 @@ impl Loop {
                         self.cluster.add_pod(info);
                     }
                     PodState::Pending(q) => {
-                        // Our own binding is in flight: its result, not this old view, decides.
-                        if !self.assumed.contains_key(&key) {
+                        // Our own binding is in flight: its result decides; keep this view for a retry.
+                        if let Some((_, latest)) = self.assumed.get_mut(&key) {
+                            *latest = Some(q);
+                        } else {
                             // A nominated pod keeps its room on the node it preempted for.
                             if !q.info.nominated_node_name.is_empty() {
                                 self.cluster.add_pod(q.info.clone());
@@ -295,7 +298,7 @@ impl Loop {
         assumed.node_name = node.clone();
         self.cluster.add_pod(Arc::new(assumed));
         self.queue.done(&key);
-        self.assumed.insert(key, node.clone());
+        self.assumed.insert(key, (node.clone(), None));
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
@@ -339,15 +342,20 @@ impl Loop {
                 );
             }
             Err(e) => {
-                if self.assumed.get(&key) == Some(&node) {
-                    self.assumed.remove(&key);
+                let mut latest = None;
+                if self.assumed.get(&key).is_some_and(|(n, _)| *n == node) {
+                    latest = self.assumed.remove(&key).and_then(|(_, l)| l);
                     self.cluster.remove_pod(&info.namespace, &info.name);
                 }
-                // 409: bound by someone else, or being deleted; 404: gone. The informer says
-                // what became of it. Anything else (no quorum, a deposed term) is retried.
-                if e.code != 409 && e.code != 404 {
+                // Bound elsewhere, being deleted, gone: the informer says what became of it.
+                // Anything else (a conflict with an update, no quorum, a deposed term) is
+                // retried, with the pod as last seen.
+                let settled = e.code == 404
+                    || (e.code == 409
+                        && (e.message.contains("already assigned") || e.message.contains("being deleted")));
+                if !settled {
                     tracing::debug!(pod = key, error = %e.message, "binding failed; backing off");
-                    self.queue.error(pod, Instant::now());
+                    self.queue.error(latest.unwrap_or(pod), Instant::now());
                 }
             }
         }
