@@ -198,6 +198,40 @@ YAML
 sleep 2
 check_eq "an orphan matching the selector is adopted (and the surplus removed)" 1 "$(wait_count app=bare 1)"
 
+# A create refused (quota): FailedCreate event and ReplicaFailure condition, cleared once it fits.
+k create namespace q >/dev/null
+k create quota pods --hard=pods=1 -n q >/dev/null
+cat <<'YAML' | k create -n q -f - >/dev/null
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: capped}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: capped}}
+  template:
+    metadata: {labels: {app: capped}}
+    spec: {containers: [{name: c, image: busybox:1.36, resources: {limits: {cpu: 100m, memory: 64Mi}}}]}
+YAML
+cond=""
+for _ in $(seq 1 150); do
+    cond=$(k get rs capped -n q -o jsonpath='{.status.conditions[?(@.type=="ReplicaFailure")].reason}')
+    [ -n "$cond" ] && break
+    sleep 0.1
+done
+check_eq "a refused create: ReplicaFailure condition" FailedCreate "$cond"
+# ("status unknown for quota" until the quota's usage is first computed, then "exceeded quota")
+check_contains "and a FailedCreate event naming the quota" "is forbidden:" \
+    "$(k get events -n q --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}')"
+check_contains "the quota by name" "quota: pods" \
+    "$(k get events -n q --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}')"
+k scale rs capped -n q --replicas=1 >/dev/null
+for _ in $(seq 1 150); do
+    cond=$(k get rs capped -n q -o jsonpath='{.status.conditions[?(@.type=="ReplicaFailure")].reason}')
+    [ -z "$cond" ] && break
+    sleep 0.1
+done
+check_eq "cleared once the pods fit" "" "$cond"
+
 # ------------------------------------------------------------------ ipam ----
 
 c1=$(k get node n1 -o jsonpath='{.spec.podCIDR}')

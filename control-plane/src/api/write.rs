@@ -217,8 +217,10 @@ pub async fn update_object(
         meta::merge_status(&mut new, &current.obj, through_status);
     }
     let (mut new, mut warnings) = decode_typed(t, q, &new)?;
-    meta::prepare_update(&mut new, &current.obj, t.res)?;
+    // Defaults first: generation compares the spec with the stored (defaulted) one, and a field
+    // the request left to its default is no change.
     defaults::apply(t.res, &mut new, false);
+    meta::prepare_update(&mut new, &current.obj, t.res)?;
     let adm = admission::Request {
         user,
         res: t.res,

@@ -310,12 +310,36 @@ pub async fn run(t: Term, api: Arc<ApiState>) {
         let (_, s) = informer::spawn(api.storage.clone(), res, route, t.stop.clone());
         synced.push(s);
     }
+    // Every cache must have seen the store as it is now (the last leader's writes included)
+    // before the first reconcile: informers list at different moments, and a pod cache behind
+    // the ReplicaSet cache would create pods that exist.
+    let start = loop {
+        let spec = crate::storage::ListSpec {
+            limit: 1,
+            ..crate::storage::ListSpec::all("/registry/minions/")
+        };
+        match api.storage.list(&spec, None).await {
+            Ok(page) => break page.revision,
+            Err(e) => {
+                tracing::debug!(error = %e.message, "controllers: reading the store's revision");
+                tokio::select! {
+                    _ = t.stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    };
     let mut w = Worker {
+        rs_events: crate::scheduler::events::Recorder::start(
+            api.storage.clone(),
+            "replicaset-controller",
+            t.stop.clone(),
+        ),
         api,
         shared: shared.clone(),
         synced,
         user: UserInfo::authenticated("system:kube-controller-manager".into(), String::new(), Vec::new()),
-        written: 1,
+        written: start,
         first_logged: false,
         since: t.since,
         term: t.term,
@@ -333,14 +357,21 @@ pub async fn run(t: Term, api: Arc<ApiState>) {
             }
             next_resync = now + NODE_RESYNC;
         }
-        // One key per turn from each queue in order: Deployments before the ReplicaSets they
-        // scale, nodes before the pods their taints evict.
+        // The caches catch up to the last write before a key is chosen: the keys that write
+        // concerns are queued by then. Then one key, from the first queue that has one, in an
+        // order that keeps rollouts within their bounds: a ReplicaSet's pods follow its scale
+        // before its Deployment is looked at again (a Deployment scaling its new ReplicaSet up
+        // while the old one's pods are not yet gone would overshoot maxSurge).
+        if let Err(e) = w.caught_up().await {
+            tracing::debug!(error = %e.message, "controllers waiting for their caches");
+            continue;
+        }
         let queues = [
-            &shared.deploy_queue,
             &shared.rs_queue,
             &shared.ds_queue,
             &shared.node_queue,
             &shared.svc_queue,
+            &shared.deploy_queue,
         ];
         let mut worked = false;
         for (i, q) in queues.iter().enumerate() {
@@ -349,13 +380,14 @@ pub async fn run(t: Term, api: Arc<ApiState>) {
             };
             worked = true;
             let r = match i {
-                0 => w.sync_deployment(&key).await,
-                1 => w.sync_replicaset(&key).await,
-                2 => w.sync_daemonset(&key).await,
-                3 => w.sync_node(&key).await,
-                _ => w.sync_service(&key).await,
+                0 => w.sync_replicaset(&key).await,
+                1 => w.sync_daemonset(&key).await,
+                2 => w.sync_node(&key).await,
+                3 => w.sync_service(&key).await,
+                _ => w.sync_deployment(&key).await,
             };
             w.finish(q, &key, r);
+            break;
         }
         if worked {
             continue;

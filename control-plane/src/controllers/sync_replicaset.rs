@@ -2,10 +2,11 @@
 //! a ReplicaSet gone from the cache reconciles into deleting the pods it controlled.
 
 use super::replicaset;
-use super::runtime::{replicasets, split, text, BURST};
+use super::runtime::{replicasets, rv_of, split, text, BURST};
 use super::worker::{Outcome, Worker};
 use crate::error::ApiResult;
 use crate::registry;
+use crate::scheduler::events::Regarding;
 
 impl Worker {
     pub(super) async fn sync_replicaset(&mut self, key: &str) -> ApiResult<Outcome> {
@@ -15,7 +16,8 @@ impl Worker {
         let Some(rs) = self.shared.rs.get(ns, name) else {
             return self.collect(replicasets(), registry::pods(), ns, name, pods).await;
         };
-        let plan = replicaset::reconcile(&rs, &pods, chrono::Utc::now(), BURST);
+        let now = chrono::Utc::now();
+        let plan = replicaset::reconcile(&rs, &pods, now, BURST);
         let pods_res = registry::pods();
         let uid = text(&rs, "/metadata/uid").to_string();
         for pname in &plan.release {
@@ -30,15 +32,43 @@ impl Worker {
                 self.update(pods_res, &p, new, None).await?;
             }
         }
-        self.create_pods(ns, plan.create).await?;
+        let had_failure = rs
+            .pointer("/status/conditions")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "ReplicaFailure"));
+        if let Err(e) = self.create_pods(ns, plan.create).await {
+            // As Kubernetes: a FailedCreate event and the ReplicaFailure condition, then retry.
+            let message = format!("Error creating: {}", e.message);
+            self.rs_events.record(
+                &Regarding {
+                    api_version: "apps/v1",
+                    kind: "ReplicaSet",
+                    namespace: ns,
+                    name,
+                    uid: &uid,
+                    rv: rv_of(&rs),
+                },
+                "Warning",
+                "FailedCreate",
+                &message,
+            );
+            if plan.status_changed || !had_failure {
+                let status = replicaset::with_replica_failure(plan.status, Some(("FailedCreate", &message)), now);
+                let mut new = rs.clone();
+                new["status"] = status;
+                // The create's error is what the retry is for; a failed status write changes nothing.
+                let _ = self.update(replicasets(), &rs, new, Some("status")).await;
+            }
+            return Err(e);
+        }
         for pname in &plan.delete {
             if let Some(p) = self.shared.pods.get(ns, pname) {
                 self.delete(pods_res, &p).await?;
             }
         }
-        if plan.status_changed {
+        if plan.status_changed || had_failure {
             let mut new = rs.clone();
-            new["status"] = plan.status;
+            new["status"] = replicaset::with_replica_failure(plan.status, None, now);
             self.update(replicasets(), &rs, new, Some("status")).await?;
         }
         Ok(match plan.requeue_after {

@@ -25,6 +25,8 @@ pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     pub(super) synced: Vec<Synced>,
     pub(super) user: UserInfo,
+    /// Events of the ReplicaSet controller (FailedCreate).
+    pub(super) rs_events: crate::scheduler::events::Recorder,
     /// Revision of this worker's last write: caches must reach it before the next reconcile.
     pub(super) written: i64,
     pub(super) first_logged: bool,

@@ -16,8 +16,10 @@ const BUFFER: usize = 8192;
 /// Events per txn.
 const BATCH: usize = 256;
 
-/// The pod an event is about.
+/// The object an event is about (a pod, unless `kind` says otherwise).
 pub struct Regarding<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
     pub namespace: &'a str,
     pub name: &'a str,
     pub uid: &'a str,
@@ -49,8 +51,8 @@ pub fn event(component: &str, pod: &Regarding<'_>, kind: &str, reason: &str, mes
             "creationTimestamp": now,
         },
         "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "Pod",
+            "apiVersion": pod.api_version,
+            "kind": pod.kind,
             "namespace": pod.namespace,
             "name": pod.name,
             "uid": pod.uid,
@@ -106,6 +108,8 @@ mod tests {
     #[test]
     fn events_name_the_pod_they_are_about() {
         let pod = Regarding {
+            api_version: "v1",
+            kind: "Pod",
             namespace: "ns",
             name: "web",
             uid: "u1",

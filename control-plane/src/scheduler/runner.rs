@@ -331,6 +331,8 @@ impl Loop {
                 }
                 self.recorder.record(
                     &Regarding {
+                        api_version: "v1",
+                        kind: "Pod",
                         namespace: &info.namespace,
                         name: &info.name,
                         uid: &info.uid,
@@ -366,6 +368,8 @@ impl Loop {
         let info = &pod.info;
         self.recorder.record(
             &Regarding {
+                api_version: "v1",
+                kind: "Pod",
                 namespace: &info.namespace,
                 name: &info.name,
                 uid: &info.uid,
@@ -406,6 +410,8 @@ impl Loop {
         for v in &c.victims {
             self.recorder.record(
                 &Regarding {
+                    api_version: "v1",
+                    kind: "Pod",
                     namespace: &v.namespace,
                     name: &v.name,
                     uid: &v.uid,
