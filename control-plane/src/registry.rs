@@ -395,8 +395,42 @@ pub fn namespaces() -> &'static Resource {
     &RESOURCES[0]
 }
 
+/// A resource of the static table, by name; the shortcuts below are checked by a unit test
+/// (`shortcuts_name_their_resource`), so the lookup cannot fail at run time.
+fn served(group: &str, version: &str, plural: &str) -> &'static Resource {
+    lookup(group, version, plural).unwrap_or_else(|| panic!("{group}/{version} {plural} is not in RESOURCES"))
+}
+
 fn core(plural: &str) -> &'static Resource {
-    lookup("", "v1", plural).unwrap_or_else(|| panic!("core/v1 {plural} is not in RESOURCES"))
+    served("", "v1", plural)
+}
+
+pub fn services() -> &'static Resource {
+    core("services")
+}
+
+pub fn endpoints() -> &'static Resource {
+    core("endpoints")
+}
+
+pub fn replicasets() -> &'static Resource {
+    served("apps", "v1", "replicasets")
+}
+
+pub fn deployments() -> &'static Resource {
+    served("apps", "v1", "deployments")
+}
+
+pub fn daemonsets() -> &'static Resource {
+    served("apps", "v1", "daemonsets")
+}
+
+pub fn endpoint_slices() -> &'static Resource {
+    served("discovery.k8s.io", "v1", "endpointslices")
+}
+
+pub fn leases() -> &'static Resource {
+    served("coordination.k8s.io", "v1", "leases")
 }
 
 pub fn pods() -> &'static Resource {
@@ -446,10 +480,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn core_shortcuts_name_their_resource() {
+    fn shortcuts_name_their_resource() {
         assert_eq!(pods().kind, "Pod");
         assert_eq!(nodes().kind, "Node");
         assert_eq!(events().kind, "Event");
+        assert_eq!(services().kind, "Service");
+        assert_eq!(endpoints().kind, "Endpoints");
+        assert_eq!(replicasets().kind, "ReplicaSet");
+        assert_eq!(deployments().kind, "Deployment");
+        assert_eq!(daemonsets().kind, "DaemonSet");
+        assert_eq!(endpoint_slices().kind, "EndpointSlice");
+        assert_eq!(leases().kind, "Lease");
     }
 
     #[test]

@@ -154,10 +154,7 @@ async fn orphan_and_delete(
 /// namespace naming its uid in their ownerReferences) lose that reference before the owner goes,
 /// so garbage collection leaves them alone.
 async fn orphan_dependents(st: &Arc<ApiState>, ns: &str, uid: &str) -> ApiResult<()> {
-    let dependents = [
-        crate::registry::pods(),
-        crate::registry::lookup("apps", "v1", "replicasets").unwrap_or_else(|| crate::registry::pods()),
-    ];
+    let dependents = [crate::registry::pods(), crate::registry::replicasets()];
     for res in dependents {
         let prefix = res.list_prefix(Some(ns));
         let page = st.storage.list(&crate::storage::ListSpec::all(&prefix), None).await?;

@@ -36,37 +36,9 @@ pub(super) const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 /// Every node is looked at this often even without events (heartbeats are time-based).
 const NODE_RESYNC: Duration = Duration::from_secs(5);
 
-fn resource(group: &str, version: &str, plural: &str) -> &'static Resource {
-    registry::lookup(group, version, plural).unwrap_or_else(|| panic!("{group}/{version} {plural} is not served"))
-}
-
-pub(super) fn replicasets() -> &'static Resource {
-    resource("apps", "v1", "replicasets")
-}
-
-pub(super) fn deployments() -> &'static Resource {
-    resource("apps", "v1", "deployments")
-}
-
-pub(super) fn daemonsets() -> &'static Resource {
-    resource("apps", "v1", "daemonsets")
-}
-
-pub(super) fn services() -> &'static Resource {
-    resource("", "v1", "services")
-}
-
-pub(super) fn endpoints_res() -> &'static Resource {
-    resource("", "v1", "endpoints")
-}
-
-pub(super) fn endpoint_slices() -> &'static Resource {
-    resource("discovery.k8s.io", "v1", "endpointslices")
-}
-
-fn leases() -> &'static Resource {
-    resource("coordination.k8s.io", "v1", "leases")
-}
+pub(super) use crate::registry::{
+    daemonsets, deployments, endpoint_slices, endpoints as endpoints_res, leases, replicasets, services,
+};
 
 pub(super) fn text<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
