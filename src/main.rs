@@ -9,6 +9,8 @@ use raft_store::{loadgen, Member, NodeConfig};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+mod agent_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "skiff",
@@ -32,6 +34,19 @@ enum Command {
     Master(Box<MasterArgs>),
     /// Print a kubeconfig with a client certificate signed by the cluster CA.
     Kubeconfig(KubeconfigArgs),
+    /// Run the node agent: registers the node and runs the pods bound to it as containers.
+    Agent(Box<agent_cmd::AgentArgs>),
+    /// The agent's image store: pull, import, list, remove.
+    Image {
+        #[command(subcommand)]
+        command: agent_cmd::ImageCommand,
+    },
+    /// The agent's runtime shim (started by `skiff agent`).
+    #[command(hide = true)]
+    AgentShim(agent_cmd::ShimArgs),
+    /// Pins a pod's namespaces (run by `skiff agent`).
+    #[command(hide = true)]
+    AgentPinNs(agent_cmd::PinArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -575,9 +590,18 @@ async fn run_store_bench(args: StoreBenchArgs) -> Result<()> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
+    // These two fork or unshare: they must run before any runtime thread exists.
+    let command = match cli.command {
+        Command::AgentShim(a) => return agent_cmd::run_shim(a),
+        Command::AgentPinNs(a) => return agent_cmd::run_pin(a),
+        c => c,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        match cli.command {
+        match command {
+            Command::AgentShim(_) | Command::AgentPinNs(_) => Ok(()),
+            Command::Agent(a) => agent_cmd::run_agent(*a).await,
+            Command::Image { command } => agent_cmd::run_image(command).await,
             Command::Master(a) => run_master(*a).await,
             Command::Kubeconfig(a) => {
                 let groups = if a.group.is_empty() && a.user == "admin" {

@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# Node agent end to end, with stock kubectl: 3 masters and 2 agents, each group on its own test
+# "host" (a network namespace made here: m for the masters and the image registry, n1 and n2 for
+# the agents), linked by a bridge inside a fourth namespace (the switch). Nothing touches the
+# machine's own interfaces; no namespace has a default route. A busybox image is built from
+# Debian's busybox-static and pushed to a docker-registry on the masters' host.
+# Checks: both nodes register and go Ready with a podCIDR and a lease; `kubectl run` runs a real
+# container (its output in the CRI log file, its exit code in the status); a crash loop backs off;
+# a pod on n1 reaches a pod on n2 by pod IP through the routes the agents programmed; a missing
+# image is ErrImagePull/ImagePullBackOff; a memory limit is enforced (OOMKilled); a Deployment
+# runs its replicas; deleting pods removes every mount, cgroup, veth and IP they had.
+#
+# Env: SKIFF_BIN, KEEP_TMP=1.
+set -euo pipefail
+
+SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TMP=$(mktemp -d /tmp/skiff-agent.XXXXXX)
+P=ska$$
+NS_M=${P}m NS_1=${P}n1 NS_2=${P}n2 NS_SW=${P}sw
+NET=10.250.$((RANDOM % 200 + 20))
+BG_PIDS=()
+PASSED=0
+SUITE=agent
+# shellcheck source=tests/check.sh
+source "$HERE/check.sh"
+
+agent_cleanup() {
+    local rc=$?
+    set +e
+    local p
+    for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    # The shims outlive their agents by design: stop them and whatever containers remain.
+    pkill -9 -f "agent-shim --root $TMP/" 2>/dev/null
+    local f
+    for f in /sys/fs/cgroup/*/skiff/pod*/*/cgroup.procs; do
+        case "$(cat "$f" 2>/dev/null)" in "") ;; *) xargs -r kill -9 <"$f" 2>/dev/null ;; esac
+    done
+    if [ "$rc" -ne 0 ]; then
+        for f in "$TMP"/*.log "$TMP"/n*/runtime/shim.log; do
+            [ -f "$f" ] || continue
+            echo "----- last 30 lines of ${f#"$TMP"/} -----" >&2
+            tail -n 30 "$f" >&2
+        done
+    fi
+    for n in $NS_M $NS_1 $NS_2 $NS_SW; do ip netns del "$n" 2>/dev/null; done
+    grep " $TMP/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    sleep 0.2
+    for f in /sys/fs/cgroup/*/skiff/pod*; do [ -d "$f" ] && { rmdir "$f"/* 2>/dev/null; rmdir "$f" 2>/dev/null; }; done
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap agent_cleanup EXIT
+trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "agent: $PASSED passed, 1 failed"' ERR
+
+# ---------------------------------------------------------------- test hosts --
+ip netns add "$NS_SW"
+ip -n "$NS_SW" link add br0 type bridge
+ip -n "$NS_SW" link set br0 up
+for h in m n1 n2; do
+    ns=${P}$h
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip link add "${P}$h" netns "$NS_SW" type veth peer name eth0 netns "$ns"
+    ip -n "$NS_SW" link set "${P}$h" master br0 up
+    ip -n "$ns" link set eth0 up
+done
+ip -n "$NS_M" addr add "$NET.1/24" dev eth0
+ip -n "$NS_M" addr add "$NET.2/24" dev eth0
+ip -n "$NS_M" addr add "$NET.3/24" dev eth0
+ip -n "$NS_1" addr add "$NET.11/24" dev eth0
+ip -n "$NS_2" addr add "$NET.12/24" dev eth0
+inm() { ip netns exec "$NS_M" "$@"; }
+
+# ------------------------------------------------------------------- masters --
+for i in 1 2 3; do
+    inm "$SKIFF_BIN" master --name "m$i" --data-dir "$TMP/m$i" \
+        --listen-peer "127.0.0.$i:2380" --listen-client "127.0.0.$i:2379" --listen-api "$NET.$i:6443" \
+        --initial-cluster "m1=127.0.0.1:2380,m2=127.0.0.2:2380,m3=127.0.0.3:2380" \
+        >>"$TMP/m$i.log" 2>&1 &
+    BG_PIDS+=($!)
+done
+for i in 1 2 3; do
+    for _ in $(seq 1 300); do
+        [ -f "$TMP/m$i/admin.kubeconfig" ] && inm curl -sk --max-time 1 "https://$NET.$i:6443/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+done
+k() { inm "$KUBECTL" --kubeconfig "$TMP/m1/admin.kubeconfig" --server "https://$NET.1:6443" --request-timeout=20s "$@"; }
+# wait_for SECONDS CMD...: until CMD succeeds
+wait_for() {
+    local t=$1
+    shift
+    for _ in $(seq 1 $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    return 1
+}
+jp() { k get "$@" 2>/dev/null || true; }
+
+# ------------------------------------------------------------- the image --
+inm env REGISTRY_HTTP_ADDR="$NET.1:5000" REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$TMP/registry" \
+    docker-registry serve /etc/docker/registry/config.yml >>"$TMP/registry.log" 2>&1 &
+BG_PIDS+=($!)
+wait_for 10 inm curl -sf "http://$NET.1:5000/v2/"
+inm bash "$HERE/busybox-image.sh" "$TMP/layout" "$NET.1:5000/test/busybox:1" >>"$TMP/image.log" 2>&1
+IMG=$NET.1:5000/test/busybox:1
+
+# -------------------------------------------------------------------- agents --
+for n in 1 2; do
+    "$SKIFF_BIN" kubeconfig --data-dir "$TMP/m1" --user "system:node:n$n" --group system:nodes \
+        --server "https://$NET.$n:6443" >"$TMP/n$n.kubeconfig"
+    # nsenter, not `ip netns exec`: only the network namespace changes, so the agent's mounts
+    # (pod namespaces, overlay roots) live in the host's mount namespace as they would in
+    # production, and a restarted agent finds them.
+    nsenter --net="/run/netns/${P}n$n" "$SKIFF_BIN" agent --name "n$n" --data-dir "$TMP/n$n" \
+        --kubeconfig "$TMP/n$n.kubeconfig" --server "https://$NET.3:6443" --node-ip "$NET.1$n" \
+        --insecure-registry "$NET.1:5000" >>"$TMP/agent-n$n.log" 2>&1 &
+    BG_PIDS+=($!)
+done
+node_ready() { [ "$(jp node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+wait_for 30 node_ready n1 && wait_for 30 node_ready n2 || true
+check_eq "both nodes registered and Ready" "n1=True n2=True" \
+    "$(k get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}' | xargs)"
+check_match "node reports capacity and node info" '^[0-9]+ .*Ki skiff://' \
+    "$(k get node n1 -o jsonpath='{.status.capacity.cpu} {.status.capacity.memory} {.status.nodeInfo.containerRuntimeVersion}')"
+check_eq "node lease held and renewed" n1 "$(jp lease -n kube-node-lease n1 -o jsonpath='{.spec.holderIdentity}')"
+has_cidr() { [ -n "$(jp node "$1" -o jsonpath='{.spec.podCIDR}')" ]; }
+wait_for 20 has_cidr n1 && wait_for 20 has_cidr n2 || true
+CIDR1=$(jp node n1 -o jsonpath='{.spec.podCIDR}')
+CIDR2=$(jp node n2 -o jsonpath='{.spec.podCIDR}')
+check_match "nodes got pod CIDRs" '^10\.244\.[0-9]+\.0/24 10\.244\.[0-9]+\.0/24$' "$CIDR1 $CIDR2"
+route_there() { ip -n "$NS_1" route show "$CIDR2" | grep -q "via $NET.12"; }
+wait_for 20 route_there || true
+check_match "n1 routes n2's pod CIDR via n2" "via $NET.12" "$(ip -n "$NS_1" route show "$CIDR2")"
+check_match "cluster CIDR blackholed on the node" 'blackhole 10.244.0.0/16' "$(ip -n "$NS_1" route show type blackhole)"
+
+# ------------------------------------------------------------- a real pod --
+phase_is() { [ "$(jp pod "$1" -o jsonpath='{.status.phase}')" = "$2" ]; }
+# The test image has /bin/sh and /bin/busybox only: other applets run as `busybox APPLET`.
+k run hello --image="$IMG" --restart=Never --overrides='{"spec":{"nodeName":"n1"}}' --env=WHO=skiff \
+    --command -- sh -c 'echo hello $WHO from $(busybox hostname); exit 3' >/dev/null
+wait_for 60 phase_is hello Failed || true
+check_eq "pod ran to its exit code" "Failed 3 Error" \
+    "$(jp pod hello -o jsonpath='{.status.phase} {.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}')"
+UID_HELLO=$(jp pod hello -o jsonpath='{.metadata.uid}')
+check_match "output in the CRI log file" '^[0-9T:.-]+Z stdout F hello skiff from hello$' \
+    "$(cat "$TMP"/n1/pods/"$UID_HELLO"/logs/hello/0.log 2>&1)"
+check_match "pod has an IP from n1's CIDR" "^${CIDR1%.0/24}\." "$(jp pod hello -o jsonpath='{.status.podIP}')"
+check_match "imageID is the manifest digest" '^sha256:[0-9a-f]{64}$' "$(jp pod hello -o jsonpath='{.status.containerStatuses[0].imageID}')"
+
+k run crash --image="$IMG" --overrides='{"spec":{"nodeName":"n1"}}' --command -- sh -c 'exit 1' >/dev/null
+restarted() { [ "$(jp pod crash -o jsonpath='{.status.containerStatuses[0].restartCount}')" -ge 1 ]; }
+wait_for 40 restarted || true
+sleep 2
+check_match "crash loop: restarted, then backing off" '^[1-9][0-9]* (CrashLoopBackOff|ContainerCreating) 1$' \
+    "$(jp pod crash -o jsonpath='{.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.waiting.reason} {.status.containerStatuses[0].lastState.terminated.exitCode}')"
+
+k run nosuch --image="$NET.1:5000/test/nosuch:1" --overrides='{"spec":{"nodeName":"n2"}}' >/dev/null
+pull_failed() { jp pod nosuch -o jsonpath='{.status.containerStatuses[0].state.waiting.reason}' | grep -Eq 'ErrImagePull|ImagePullBackOff'; }
+wait_for 30 pull_failed || true
+check_match "missing image: ErrImagePull / ImagePullBackOff" 'ErrImagePull|ImagePullBackOff' \
+    "$(jp pod nosuch -o jsonpath='{.status.containerStatuses[0].state.waiting.reason}')"
+
+cat <<YAML | k create -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  nodeName: n2
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: $IMG
+    command: [sh, -c, 'x=a; while true; do x=\$x\$x; done']
+    resources: {limits: {memory: 32Mi}}
+YAML
+wait_for 60 phase_is hog Failed || true
+check_eq "memory limit enforced: OOMKilled" "Failed OOMKilled" \
+    "$(jp pod hog -o jsonpath='{.status.phase} {.status.containerStatuses[0].state.terminated.reason}')"
+
+# ------------------------------------------------------- pod to pod, cross node --
+k run server --image="$IMG" --overrides='{"spec":{"nodeName":"n2"}}' --command -- busybox sleep 600 >/dev/null
+wait_for 60 phase_is server Running || true
+SERVER_IP=$(jp pod server -o jsonpath='{.status.podIP}')
+check_match "server pod on n2 running with an IP from n2's CIDR" "^Running ${CIDR2%.0/24}\." "$(jp pod server -o jsonpath='{.status.phase}') $SERVER_IP"
+k run client --image="$IMG" --restart=Never --overrides='{"spec":{"nodeName":"n1"}}' --command -- busybox ping -c 2 -W 2 "$SERVER_IP" >/dev/null
+wait_for 60 phase_is client Succeeded || true
+check_eq "a pod on n1 pings a pod on n2 by pod IP" Succeeded "$(jp pod client -o jsonpath='{.status.phase}')"
+
+# ------------------------------------------------------ two containers, one pod --
+cat <<YAML | k create -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: duo}
+spec:
+  nodeName: n1
+  restartPolicy: Never
+  containers:
+  - name: web
+    image: $IMG
+    command: [busybox, httpd, -f, -p, "8080", -h, /etc]
+  - name: get
+    image: $IMG
+    command: [sh, -c, 'for i in 1 2 3 4 5 6 7 8 9 10; do busybox wget -q -O - http://127.0.0.1:8080/skiff-release && exit 0; busybox sleep 0.5; done; exit 1']
+YAML
+get_done() { [ -n "$(jp pod duo -o jsonpath='{.status.containerStatuses[?(@.name=="get")].state.terminated.exitCode}')" ]; }
+wait_for 60 get_done || true
+check_eq "two containers of a pod talk over localhost" "0 Running" \
+    "$(jp pod duo -o jsonpath='{.status.containerStatuses[?(@.name=="get")].state.terminated.exitCode} {.status.phase}')"
+UID_DUO=$(jp pod duo -o jsonpath='{.metadata.uid}')
+check_match "the second container's output logged" 'stdout F skiff test image' "$(cat "$TMP"/n1/pods/"$UID_DUO"/logs/get/0.log 2>&1)"
+
+# ------------------------------------------------------ graceful termination --
+k run polite --image="$IMG" --overrides='{"spec":{"nodeName":"n2"}}' --command -- \
+    sh -c 'trap "echo got TERM; exit 0" TERM; while true; do busybox sleep 0.2; done' >/dev/null
+k run stubborn --image="$IMG" --overrides='{"spec":{"nodeName":"n2"}}' --command -- \
+    sh -c 'trap "" TERM; while true; do busybox sleep 0.2; done' >/dev/null
+wait_for 60 phase_is polite Running || true
+wait_for 60 phase_is stubborn Running || true
+UID_POLITE=$(jp pod polite -o jsonpath='{.metadata.uid}')
+gone() { ! k get pod "$1" >/dev/null 2>&1; }
+t0=$(date +%s.%N)
+k delete pod polite --grace-period=30 --wait=false >/dev/null
+wait_for 40 gone polite || true
+t_polite=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+check_py "SIGTERM honoured: gone well before the 30 s grace" "d < 10" "$t_polite"
+t0=$(date +%s.%N)
+k delete pod stubborn --grace-period=3 --wait=false >/dev/null
+wait_for 40 gone stubborn || true
+t_stubborn=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+check_py "SIGTERM ignored: killed after the 3 s grace" "3 <= d < 12" "$t_stubborn"
+
+# ---------------------------------------------------- adoption after a restart --
+CID=$(jp pod server -o jsonpath='{.status.containerStatuses[0].containerID}')
+kill -9 "${BG_PIDS[-1]}"
+nsenter --net="/run/netns/$NS_2" "$SKIFF_BIN" agent --name n2 --data-dir "$TMP/n2" \
+    --kubeconfig "$TMP/n2.kubeconfig" --server "https://$NET.3:6443" --node-ip "$NET.12" \
+    --insecure-registry "$NET.1:5000" >>"$TMP/agent-n2.log" 2>&1 &
+BG_PIDS+=($!)
+sleep 8
+SERVER_UID_NOW=$(jp pod server -o jsonpath='{.metadata.uid}')
+check_eq "after an agent restart the running container is adopted, not duplicated" "$CID 0 Running" \
+    "$(jp pod server -o jsonpath='{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount} {.status.phase}')"
+check_eq "one process tree for the adopted pod" 1 \
+    "$(cat /sys/fs/cgroup/pids/skiff/pod"$SERVER_UID_NOW"/*/cgroup.procs 2>/dev/null | wc -l)"
+
+# -------------------------------------------------------------- deployment --
+k create deployment web --image="$IMG" --replicas=2 -- busybox sleep 600 >/dev/null
+all_ready() { [ "$(jp deployment web -o jsonpath='{.status.readyReplicas}')" = 2 ]; }
+wait_for 60 all_ready || true
+check_eq "deployment's replicas run and are ready" 2 "$(jp deployment web -o jsonpath='{.status.readyReplicas}')"
+
+# ----------------------------------------------------------------- cleanup --
+SERVER_UID=$(jp pod server -o jsonpath='{.metadata.uid}')
+k delete deployment web --wait=false >/dev/null
+k delete pod hello crash nosuch hog server client duo --grace-period=2 --wait=false >/dev/null
+no_pods() { [ -z "$(k get pods -o name 2>/dev/null)" ]; }
+wait_for 60 no_pods || true
+check_eq "deleted pods are gone from the API (the agents confirmed)" "" "$(k get pods -o name 2>&1)"
+sleep 1
+check_eq "no pod directories left" "" "$(ls "$TMP/n1/pods" "$TMP/n2/pods" 2>&1 | grep -v '^/\|^$' || true)"
+check_eq "no overlay mounts left" "" "$(grep " $TMP/n" /proc/*/mountinfo 2>/dev/null | grep -c overlay | grep -v '^0$' || true)"
+check_eq "no pod cgroups left" "" "$(ls -d /sys/fs/cgroup/*/skiff/pod"$SERVER_UID" /sys/fs/cgroup/*/skiff/pod"$UID_HELLO" /sys/fs/cgroup/*/skiff/pod"$UID_POLITE" 2>/dev/null || true)"
+check_eq "no pod veths left" "" "$(ip -n "$NS_1" -o link show | grep -o 'vskf[0-9a-f]*' || true)$(ip -n "$NS_2" -o link show | grep -o 'vskf[0-9a-f]*' || true)"
+check_eq "no IPs left allocated" "" "$(find "$TMP"/n*/network/ipam -type f ! -name 'last*' ! -name '.*' 2>/dev/null || true)"
+
+echo "agent: $PASSED passed"
