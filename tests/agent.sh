@@ -100,8 +100,10 @@ wait_for() {
 jp() { k get "$@" 2>/dev/null || true; }
 
 # ------------------------------------------------------------- the image --
-inm env REGISTRY_HTTP_ADDR="$NET.1:5000" REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$TMP/registry" \
-    docker-registry serve /etc/docker/registry/config.yml >>"$TMP/registry.log" 2>&1 &
+# Its own config: Debian's default one asks for htpasswd credentials.
+printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+    "$TMP/registry" "$NET.1:5000" >"$TMP/registry.yml"
+inm docker-registry serve "$TMP/registry.yml" >>"$TMP/registry.log" 2>&1 &
 BG_PIDS+=($!)
 wait_for 10 inm curl -sf "http://$NET.1:5000/v2/"
 inm bash "$HERE/busybox-image.sh" "$TMP/layout" "$NET.1:5000/test/busybox:1" >>"$TMP/image.log" 2>&1

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespace,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, PosixRlimitBuilder,
-    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, ProcessBuilder,
+    RootBuilder, Spec, UserBuilder,
 };
 
 use super::caps::{capability_names, linux_capabilities};
@@ -18,8 +18,6 @@ use super::{process_args, ContainerPlan, SpecError};
 
 /// OCI runtime spec version we write.
 const OCI_VERSION: &str = "1.0.2";
-/// Open-file limit containerd gives containers.
-const NOFILE: u64 = 1_048_576;
 /// runc's masked paths, plus powercap (containerd masks it since CVE-2020-8694).
 const MASKED_PATHS: [&str; 11] = [
     "/proc/acpi",
@@ -80,11 +78,9 @@ pub fn container_spec_with_users(plan: &ContainerPlan, users: &UserDb) -> Result
         .capabilities(caps)
         .no_new_privileges(no_new_privileges)
         .oom_score_adj(oom_score_adj(pod, container, plan.node.memory_capacity_bytes)?)
-        .rlimits(vec![PosixRlimitBuilder::default()
-            .typ(PosixRlimitType::RlimitNofile)
-            .soft(NOFILE)
-            .hard(NOFILE)
-            .build()?])
+        // No rlimits (the builder's default would set NOFILE 1024): the container inherits the
+        // runtime's, as raising them needs CAP_SYS_RESOURCE, which a sandboxed agent may lack.
+        .rlimits(Vec::new())
         .build()?;
 
     let root = RootBuilder::default()

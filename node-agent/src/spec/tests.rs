@@ -97,8 +97,9 @@ fn full_spec_of_a_simple_container() {
     assert_eq!(process.user().uid(), 0);
     assert_eq!(process.no_new_privileges(), Some(false));
     assert_eq!(process.oom_score_adj(), Some(985));
-    let rl = &process.rlimits().as_ref().unwrap()[0];
-    assert_eq!((rl.soft(), rl.hard()), (1_048_576, 1_048_576));
+    // No rlimits: the container inherits the runtime's (raising NOFILE past the hard limit
+    // needs CAP_SYS_RESOURCE, which a sandboxed agent may lack).
+    assert!(process.rlimits().as_ref().is_none_or(|r| r.is_empty()));
     assert_eq!(spec.hostname().as_deref(), Some("web"));
     assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(false));
 
