@@ -23,4 +23,5 @@ cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --d
 QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh
 QUICK=1 bash bench/api.sh
 QUICK=1 bash bench/scheduler.sh
+QUICK=1 bash bench/agent.sh
 echo "skiff: all tests passed"

@@ -123,7 +123,7 @@ impl Context {
     }
 
     fn source(&self) -> ApiSource {
-        ApiSource::new(self.client.clone(), self.ca_pem.clone(), self.node_resources.clone())
+        ApiSource::new(self.client.clone(), self.ca_pem.clone(), self.node_resources)
     }
 
     pub async fn prepare_volumes(&self, pod: &Pod, dir: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
@@ -184,7 +184,7 @@ impl Context {
             hostname_file: Some(pod_dir.join("hostname")),
             termination_log: Some(termination_log),
             resolved_env,
-            node: self.node_resources.clone(),
+            node: self.node_resources,
             pids_limit: None,
         };
         let spec = crate::spec::container_spec(&plan).map_err(|e| e.to_string())?;

@@ -168,13 +168,13 @@ pub fn pod_status(o: &Observed) -> PodStatus {
     let incomplete: Vec<&str> = o
         .records
         .iter()
-        .filter(|r| r.init && !r.terminated().is_some_and(|t| t.exit_code == 0))
+        .filter(|r| r.init && r.terminated().is_none_or(|t| t.exit_code != 0))
         .map(|r| r.name.as_str())
         .collect();
     let unready: Vec<&str> = o
         .records
         .iter()
-        .filter(|r| !r.init && !(r.ready && matches!(r.state, State::Running { .. })))
+        .filter(|r| !r.init && (!r.ready || !matches!(r.state, State::Running { .. })))
         .map(|r| r.name.as_str())
         .collect();
     let list = |names: &[&str]| format!("[{}]", names.join(" "));

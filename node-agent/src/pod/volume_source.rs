@@ -91,7 +91,7 @@ impl VolumeSource for ApiSource {
     }
 
     fn node_resources(&self) -> NodeResources {
-        self.node.clone()
+        self.node
     }
 }
 

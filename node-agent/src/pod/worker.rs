@@ -426,11 +426,7 @@ impl Worker {
                 "CreateContainerConfigError",
                 format!("container {} is not in the pod spec", r.name),
             ))?;
-        let image = self
-            .ctx
-            .ensure_image(&container, &self.pod)
-            .await
-            .map_err(|(reason, m)| (reason, m))?;
+        let image = self.ctx.ensure_image(&container, &self.pod).await?;
         self.records[i].image_id = Some(image.digest.clone());
         if self.volumes.is_none() {
             let v = self

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Node agent start latency: the time from a pod being bound (created with spec.nodeName) to its
+# container running, p50/p99 over COUNT pods (default 100, CONCURRENCY 1 at a time), on a
+# 3-master cluster with one agent (tests/agent-cluster.sh: test hosts in network namespaces,
+# a real registry). For comparison, in the same run, the same image's bundle (umoci unpack)
+# started detached with `runc run -d` COUNT times. QUICK=1: 10 pods, 10 runc runs (smoke run).
+#
+# Env: SKIFF_BIN, COUNT, CONCURRENCY, QUICK, KEEP_TMP=1.
+set -euo pipefail
+SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+HERE=$(cd "$(dirname "$0")/../tests" && pwd)
+BENCH=$(cd "$(dirname "$0")" && pwd)
+COUNT=${COUNT:-100}
+CONCURRENCY=${CONCURRENCY:-1}
+[ "${QUICK:-0}" = 1 ] && COUNT=10
+AGENTS=1
+# shellcheck source=tests/agent-cluster.sh
+source "$HERE/agent-cluster.sh"
+
+node_ready() { [ "$(jp node n1 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+has_cidr() { [ -n "$(jp node n1 -o jsonpath='{.spec.podCIDR}')" ]; }
+wait_for 30 node_ready
+wait_for 30 has_cidr
+# Pull once first: the figure is the start path, not the registry.
+k run warm --image="$IMG" --restart=Never --overrides='{"spec":{"nodeName":"n1"}}' --command -- busybox true >/dev/null
+warm_done() { [ "$(jp pod warm -o jsonpath='{.status.phase}')" = Succeeded ]; }
+wait_for 60 warm_done
+k delete pod warm --wait=false >/dev/null
+
+echo "== skiff agent: bound -> running, $COUNT pods, $CONCURRENCY at a time"
+inm python3 "$BENCH/agent_latency.py" "$TMP/m1/admin.kubeconfig" "https://$NET.1:6443" "$IMG" n1 "$COUNT" "$CONCURRENCY" 300
+
+echo "== runc $(runc --version | head -1 | awk '{print $3}'): runc run -d of the same image's bundle, $COUNT times"
+umoci unpack --image "$TMP/layout:latest" "$TMP/bundle" >/dev/null
+python3 - "$TMP/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["busybox", "sleep", "3600"]
+c["process"]["terminal"] = False
+json.dump(c, open(p, "w"))
+PY
+python3 - "$TMP/bundle" "$COUNT" <<'PY'
+import subprocess, sys, time
+bundle, n = sys.argv[1], int(sys.argv[2])
+lat = []
+for i in range(n):
+    cid = "skiff-bench-runc-%d" % i
+    t = time.monotonic()
+    subprocess.run(["runc", "run", "-d", "--bundle", bundle, cid], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    lat.append((time.monotonic() - t) * 1000)
+    subprocess.run(["runc", "delete", "-f", cid], check=True)
+lat.sort()
+pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
+print("runs %d  runc run -d ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f" % (n, pct(50), pct(90), pct(99), lat[-1]))
+PY
