@@ -58,17 +58,6 @@ pub struct ShimArgs {
     root: PathBuf,
 }
 
-/// Flags of the hidden `skiff agent-pin-ns`.
-#[derive(Args)]
-pub struct PinArgs {
-    #[arg(long)]
-    dir: PathBuf,
-    #[arg(long)]
-    hostname: String,
-    #[arg(long)]
-    host_network: bool,
-}
-
 #[derive(Subcommand)]
 pub enum ImageCommand {
     /// Pull an image from a registry into the agent's store.
@@ -163,11 +152,6 @@ fn nix_hostname() -> Result<String> {
 /// The shim: runs without a tokio runtime (libcontainer forks from it).
 pub fn run_shim(a: ShimArgs) -> Result<()> {
     node_agent::runtime::shim::run(&a.root)?;
-    Ok(())
-}
-
-pub fn run_pin(a: PinArgs) -> Result<()> {
-    node_agent::runtime::sandbox::pin_current_process(&a.dir, &a.hostname, a.host_network)?;
     Ok(())
 }
 

@@ -44,9 +44,6 @@ enum Command {
     /// The agent's runtime shim (started by `skiff agent`).
     #[command(hide = true)]
     AgentShim(agent_cmd::ShimArgs),
-    /// Pins a pod's namespaces (run by `skiff agent`).
-    #[command(hide = true)]
-    AgentPinNs(agent_cmd::PinArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -590,16 +587,15 @@ async fn run_store_bench(args: StoreBenchArgs) -> Result<()> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
-    // These two fork or unshare: they must run before any runtime thread exists.
+    // The shim forks (libcontainer) and unshares: it must run before any runtime thread exists.
     let command = match cli.command {
         Command::AgentShim(a) => return agent_cmd::run_shim(a),
-        Command::AgentPinNs(a) => return agent_cmd::run_pin(a),
         c => c,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         match command {
-            Command::AgentShim(_) | Command::AgentPinNs(_) => Ok(()),
+            Command::AgentShim(_) => Ok(()),
             Command::Agent(a) => agent_cmd::run_agent(*a).await,
             Command::Image { command } => agent_cmd::run_image(command).await,
             Command::Master(a) => run_master(*a).await,

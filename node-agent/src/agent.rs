@@ -38,7 +38,7 @@ pub struct AgentConfig {
     pub cluster_domain: String,
     pub cluster_cidr: String,
     pub insecure_registries: Vec<String>,
-    /// This binary (the shim and the namespace pinner are its hidden subcommands).
+    /// This binary (`skiff agent-shim` is the runtime shim).
     pub exe: PathBuf,
     pub port: u16,
 }
@@ -185,7 +185,6 @@ pub async fn run(cfg: AgentConfig, stop: CancellationToken) -> Result<(), AgentE
         network,
         node_name: cfg.name.clone(),
         node_ip: cfg.node_ip.to_string(),
-        exe: cfg.exe.clone(),
         pods_dir: cfg.data_dir.join("pods"),
         cluster_dns: cfg.cluster_dns.clone(),
         cluster_domain: cfg.cluster_domain.clone(),

@@ -24,8 +24,6 @@ pub struct Context {
     pub network: Arc<NodeNetwork>,
     pub node_name: String,
     pub node_ip: String,
-    /// This binary, for the helper subcommands (`agent-pin-ns`).
-    pub exe: PathBuf,
     pub pods_dir: PathBuf,
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,

@@ -130,6 +130,26 @@ impl RuntimeClient {
         self.call(&Request::Delete { id: id.into(), force }).await.map(drop)
     }
 
+    /// Pins a pod's namespaces under `dir` (idempotent).
+    pub async fn pin(
+        &self,
+        dir: &Path,
+        hostname: &str,
+        host_network: bool,
+    ) -> Result<super::sandbox::Namespaces, RuntimeError> {
+        let ns = super::sandbox::Namespaces::at(dir, host_network);
+        if ns.pinned() {
+            return Ok(ns);
+        }
+        self.call(&Request::Pin {
+            dir: dir.into(),
+            hostname: hostname.into(),
+            host_network,
+        })
+        .await?;
+        Ok(ns)
+    }
+
     pub async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
         self.call(&Request::List).await
     }

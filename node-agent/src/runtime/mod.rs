@@ -37,6 +37,9 @@ pub enum RuntimeError {
     /// The shim refused or failed the operation (libcontainer's message).
     #[error("{0}")]
     Refused(String),
+    /// The shim could not return to its own namespaces after pinning a pod's: it must exit.
+    #[error("stranded: {0}")]
+    Stranded(String),
 }
 
 impl RuntimeError {

@@ -32,6 +32,12 @@ pub enum Request {
         force: bool,
     },
     List,
+    /// Pin a pod's namespaces to files in `dir` (see `sandbox`).
+    Pin {
+        dir: PathBuf,
+        hostname: String,
+        host_network: bool,
+    },
     /// Turn this connection into a stream of exit events.
     Subscribe,
 }

@@ -1,6 +1,6 @@
-//! A pod's shared namespaces without a pause process: a short-lived helper process
-//! (`skiff agent-pin-ns`) unshares new network, IPC and UTS namespaces, sets the pod's hostname
-//! and bind-mounts the namespaces onto files in the pod's directory, then exits. The bind mounts
+//! A pod's shared namespaces without a pause process: the shim unshares new network, IPC and
+//! UTS namespaces, sets the pod's hostname, bind-mounts the namespaces onto files in the pod's
+//! directory, and returns to its own namespaces. The bind mounts
 //! keep the namespaces alive; every container of the pod joins them by path. Unpinning unmounts
 //! the files, and the kernel frees the namespaces once no process uses them.
 
@@ -54,54 +54,58 @@ impl Namespaces {
     }
 }
 
-/// The body of `skiff agent-pin-ns`: runs in a fresh single-threaded process.
-pub fn pin_current_process(dir: &Path, hostname: &str, host_network: bool) -> Result<(), RuntimeError> {
-    let ns = Namespaces::at(dir, host_network);
-    std::fs::create_dir_all(dir).map_err(|e| RuntimeError::io("create", dir, e))?;
-    for (_, p) in ns.files() {
-        std::fs::File::create(p).map_err(|e| RuntimeError::io("create", p, e))?;
-    }
-    let mut flags = CloneFlags::CLONE_NEWIPC;
-    if !host_network {
-        flags |= CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS;
-    }
-    nix::sched::unshare(flags).map_err(|e| RuntimeError::Os("unshare", e))?;
-    if !host_network {
-        nix::unistd::sethostname(hostname).map_err(|e| RuntimeError::Os("sethostname", e))?;
-    }
-    for (kind, p) in ns.files() {
-        let src = format!("/proc/self/ns/{kind}");
-        nix::mount::mount(Some(src.as_str()), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| RuntimeError::Os("bind-mount namespace", e))?;
-    }
-    Ok(())
-}
-
-/// Pins a pod's namespaces under `dir` by running `exe agent-pin-ns`; idempotent.
-pub async fn pin(exe: &Path, dir: &Path, hostname: &str, host_network: bool) -> Result<Namespaces, RuntimeError> {
+/// Pins new namespaces for a pod from the calling process, then returns it to its own: it
+/// unshares, sets the hostname, bind-mounts `/proc/self/ns/*` onto the files, and setns()es
+/// back. Cheap (no process to start), but only for a single-threaded caller (the shim): the
+/// namespaces of one thread would otherwise diverge from its siblings'. If going back fails the
+/// caller is stranded in the pod's namespaces and must exit (`Stranded`).
+pub fn pin_here(dir: &Path, hostname: &str, host_network: bool) -> Result<Namespaces, RuntimeError> {
     let ns = Namespaces::at(dir, host_network);
     if ns.pinned() {
         return Ok(ns);
     }
     unpin(dir);
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("agent-pin-ns")
-        .arg("--dir")
-        .arg(dir)
-        .arg("--hostname")
-        .arg(hostname);
-    if host_network {
-        cmd.arg("--host-network");
+    std::fs::create_dir_all(dir).map_err(|e| RuntimeError::io("create", dir, e))?;
+    for (_, p) in ns.files() {
+        std::fs::File::create(p).map_err(|e| RuntimeError::io("create", p, e))?;
     }
-    let out = cmd.output().await.map_err(|e| RuntimeError::io("spawn", exe, e))?;
-    if !out.status.success() {
-        return Err(RuntimeError::Refused(format!(
-            "pinning namespaces in {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+    let mut kinds = vec![("ipc", CloneFlags::CLONE_NEWIPC)];
+    if !host_network {
+        kinds.push(("net", CloneFlags::CLONE_NEWNET));
+        kinds.push(("uts", CloneFlags::CLONE_NEWUTS));
     }
-    Ok(ns)
+    let mut home = Vec::new();
+    for (kind, flag) in &kinds {
+        let path = format!("/proc/self/ns/{kind}");
+        home.push((
+            std::fs::File::open(&path).map_err(|e| RuntimeError::io("open", Path::new(&path), e))?,
+            *flag,
+        ));
+    }
+    let flags = kinds.iter().fold(CloneFlags::empty(), |a, (_, f)| a | *f);
+    nix::sched::unshare(flags).map_err(|e| RuntimeError::Os("unshare", e))?;
+    let result = (|| {
+        if !host_network {
+            nix::unistd::sethostname(hostname).map_err(|e| RuntimeError::Os("sethostname", e))?;
+        }
+        for (kind, p) in ns.files() {
+            let src = format!("/proc/self/ns/{kind}");
+            nix::mount::mount(Some(src.as_str()), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| RuntimeError::Os("bind-mount namespace", e))?;
+        }
+        Ok(())
+    })();
+    for (file, flag) in &home {
+        if let Err(e) = nix::sched::setns(file, *flag) {
+            return Err(RuntimeError::Stranded(format!(
+                "returning to the shim's own namespaces: {e}"
+            )));
+        }
+    }
+    if result.is_err() {
+        unpin(dir);
+    }
+    result.map(|()| ns)
 }
 
 /// Releases a pod's namespaces; tolerant of pieces already gone.

@@ -310,6 +310,20 @@ impl Shim {
             Request::Kill { id, signal, all } => self.kill(&id, signal, all).map(|()| Vec::new()),
             Request::Delete { id, force } => self.delete(&id, force).map(|()| Vec::new()),
             Request::List => Ok(self.containers.values().map(|e| e.info.clone()).collect()),
+            Request::Pin {
+                dir,
+                hostname,
+                host_network,
+            } => match super::sandbox::pin_here(&dir, &hostname, host_network) {
+                Ok(_) => Ok(Vec::new()),
+                Err(RuntimeError::Stranded(m)) => {
+                    // In a pod's namespaces, every later container would be wrong: leave; the
+                    // agent starts a new shim, which adopts the containers.
+                    tracing::error!(%m, "shim stranded in a pod's namespaces; exiting");
+                    std::process::exit(1);
+                }
+                Err(e) => Err(e.to_string()),
+            },
             Request::Subscribe => Ok(Vec::new()),
         };
         match result {
