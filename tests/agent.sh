@@ -118,6 +118,36 @@ check_eq "two containers of a pod talk over localhost" "0 Running" \
 UID_DUO=$(jp pod duo -o jsonpath='{.metadata.uid}')
 check_match "the second container's output logged" 'stdout F skiff test image' "$(cat "$TMP"/n1/pods/"$UID_DUO"/logs/get/0.log 2>&1)"
 
+# ------------------------------------------------------------------ probes --
+cat <<YAML | k create -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  nodeName: n1
+  containers:
+  - name: web
+    image: $IMG
+    command: [busybox, httpd, -f, -p, "8080", -h, /etc]
+    readinessProbe: {httpGet: {path: /skiff-release, port: 8080}, periodSeconds: 1}
+  - name: picky
+    image: $IMG
+    command: [busybox, httpd, -f, -p, "8081", -h, /etc]
+    readinessProbe: {httpGet: {path: /no-such-file, port: 8081}, periodSeconds: 1}
+  - name: dead
+    image: $IMG
+    command: [busybox, sleep, "600"]
+    livenessProbe: {tcpSocket: {port: 9}, periodSeconds: 1, failureThreshold: 2}
+YAML
+probed() { [ "$(jp pod probed -o jsonpath='{.status.containerStatuses[?(@.name=="dead")].restartCount}')" -ge 1 ] 2>/dev/null; }
+wait_for 60 probed || true
+check_eq "readiness probes: httpGet 200 ready, 404 not ready" "true false" \
+    "$(jp pod probed -o jsonpath='{.status.containerStatuses[?(@.name=="web")].ready} {.status.containerStatuses[?(@.name=="picky")].ready}')"
+check_match "liveness probe failure restarts the container" '^[1-9]' \
+    "$(jp pod probed -o jsonpath='{.status.containerStatuses[?(@.name=="dead")].restartCount}')"
+check_match "probe failures are events" 'Liveness probe failed: dial tcp' \
+    "$(k get events -o jsonpath='{range .items[*]}{.involvedObject.name}: {.message}{"\n"}{end}' 2>&1 | grep '^probed: ')"
+
 # ------------------------------------------------------ graceful termination --
 k run polite --image="$IMG" --overrides='{"spec":{"nodeName":"n2"}}' --command -- \
     sh -c 'trap "echo got TERM; exit 0" TERM; while true; do busybox sleep 0.2; done' >/dev/null
@@ -158,7 +188,7 @@ check_eq "deployment's replicas run and are ready" 2 "$(jp deployment web -o jso
 # ----------------------------------------------------------------- cleanup --
 SERVER_UID=$(jp pod server -o jsonpath='{.metadata.uid}')
 k delete deployment web --wait=false >/dev/null
-k delete pod hello crash nosuch hog server client duo --grace-period=2 --wait=false >/dev/null
+k delete pod hello crash nosuch hog server client duo probed --grace-period=2 --wait=false >/dev/null
 no_pods() { [ -z "$(k get pods -o name 2>/dev/null)" ]; }
 wait_for 60 no_pods || true
 check_eq "deleted pods are gone from the API (the agents confirmed)" "" "$(k get pods -o name 2>&1)"

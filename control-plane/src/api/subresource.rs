@@ -114,17 +114,31 @@ pub async fn put_scale(
     let bytes = body::read(body).await?;
     let scale = body::decode_object(headers, &bytes)?;
     let name = t.name.as_deref().unwrap_or("");
-    let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
-    if let Some(rv) = meta::parse_rv(scale.pointer("/metadata/resourceVersion").and_then(Value::as_str))? {
-        if rv != current.rv {
-            return Err(ApiError::stale(t.res.group, t.res.plural, name));
-        }
-    }
+    let expected = meta::parse_rv(scale.pointer("/metadata/resourceVersion").and_then(Value::as_str))?;
     let replicas = scale
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))?;
-    set_replicas(st, t, q, &current, replicas, user).await
+    let mut attempt = 0;
+    loop {
+        let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
+        if expected.is_some_and(|rv| rv != current.rv) {
+            return Err(ApiError::stale(t.res.group, t.res.plural, name));
+        }
+        match set_replicas(st, t, q, &current, replicas, user).await {
+            // Without a resourceVersion the write is unconditional: a controller's concurrent
+            // status write is not the caller's conflict (Kubernetes retries these too).
+            Err(e) if is_conflict(&e) && expected.is_none() && attempt < CONFLICT_RETRIES => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// How often an unconditional scale write is retried after losing a race.
+const CONFLICT_RETRIES: u32 = 10;
+
+fn is_conflict(e: &ApiError) -> bool {
+    e.code == 409 && e.reason == "Conflict"
 }
 
 pub async fn patch_scale(
@@ -136,20 +150,34 @@ pub async fn patch_scale(
     user: &UserInfo,
 ) -> ApiResult<Response> {
     let name = t.name.as_deref().unwrap_or("");
-    let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
-    let doc = clean(scale_of(t, &current));
-    let patched = match ct {
-        "application/json-patch+json" => patch::json_patch(&doc, bytes),
-        "application/merge-patch+json" => patch::merge_patch(&doc, bytes),
-        "application/strategic-merge-patch+json" => patch::strategic_merge_patch(&doc, bytes, "autoscaling", "Scale"),
-        other => return Err(ApiError::unsupported_media_type(other)),
+    let mut attempt = 0;
+    loop {
+        let current = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
+        let doc = clean(scale_of(t, &current));
+        let patched = match ct {
+            "application/json-patch+json" => patch::json_patch(&doc, bytes),
+            "application/merge-patch+json" => patch::merge_patch(&doc, bytes),
+            "application/strategic-merge-patch+json" => {
+                patch::strategic_merge_patch(&doc, bytes, "autoscaling", "Scale")
+            }
+            other => return Err(ApiError::unsupported_media_type(other)),
+        }
+        .map_err(super::write::patch_error)?;
+        // A patch that names a resourceVersion is conditional on it, as in Kubernetes.
+        let pinned = patched.pointer("/metadata/resourceVersion") != doc.pointer("/metadata/resourceVersion");
+        if pinned {
+            return Err(ApiError::stale(t.res.group, t.res.plural, name));
+        }
+        let replicas = patched
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))?;
+        match set_replicas(st, t, q, &current, replicas, user).await {
+            // Re-applied to the object as it now is: the patch carried no precondition.
+            Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => attempt += 1,
+            other => return other,
+        }
     }
-    .map_err(super::write::patch_error)?;
-    let replicas = patched
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ApiError::bad_request("spec.replicas: Required value"))?;
-    set_replicas(st, t, q, &current, replicas, user).await
 }
 
 /// POST pods/<name>/binding: sets spec.nodeName once (409 when already bound).

@@ -49,6 +49,8 @@ pub struct Record {
     pub not_before: Option<tokio::time::Instant>,
     /// Readiness as the probes last said (true when it has no readiness probe and runs).
     pub ready: bool,
+    /// The probes of the current run (reset at each start).
+    pub probes: Vec<super::probe::ProbeState>,
 }
 
 impl Record {
@@ -67,6 +69,7 @@ impl Record {
             backoff: None,
             not_before: None,
             ready: false,
+            probes: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::context::Context;
+use super::probe::{self, Kind, Outcome, ProbeState};
 use super::record::{exit_reason, next_backoff, should_restart, Record, State, Terminated};
 use super::status::{initialized, pod_status, Observed};
 use crate::runtime::{cgroups, rootfs, sandbox, ContainerInfo, Phase};
@@ -60,6 +61,29 @@ fn terminated_from_api(t: &k8s_openapi::api::core::v1::ContainerStateTerminated)
         started_at: t.started_at.as_ref().map(|x| x.0),
         finished_at: t.finished_at.as_ref().map(|x| x.0).unwrap_or_else(Utc::now),
     }
+}
+
+fn container_of(pod: &Pod, name: &str) -> Option<k8s_openapi::api::core::v1::Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .find(|c| c.name == name)
+        .cloned()
+}
+
+/// Fresh probes for a container run; ready at once only without a readiness or startup probe.
+fn arm_probes(r: &mut Record, c: Option<&k8s_openapi::api::core::v1::Container>) {
+    let now = Instant::now();
+    r.probes = [Kind::Startup, Kind::Liveness, Kind::Readiness]
+        .into_iter()
+        .filter_map(|k| Some(ProbeState::new(k, k.of(c?)?, now)))
+        .collect();
+    r.ready = !r
+        .probes
+        .iter()
+        .any(|p| matches!(p.kind, Kind::Readiness | Kind::Startup));
 }
 
 /// Grace periods beyond a day are cut to a day (an absurd value must not overflow a timer).
@@ -160,7 +184,7 @@ impl Worker {
                         container_id: info.id.clone(),
                         started_at: info.started_at.unwrap_or(info.created_at),
                     };
-                    r.ready = true;
+                    arm_probes(r, container_of(&self.pod, name).as_ref());
                 }
                 Phase::Exited => {
                     r.state = State::Running {
@@ -217,6 +241,7 @@ impl Worker {
             if let Err(message) = self.sync().await {
                 tracing::warn!(pod = %self.key(), %message, "pod sync");
             }
+            self.run_probes().await;
             self.post_status().await;
             if !self.released
                 && matches!(
@@ -234,6 +259,12 @@ impl Worker {
                 .records
                 .iter()
                 .filter_map(|r| r.not_before)
+                .chain(
+                    self.records
+                        .iter()
+                        .filter(|r| r.running_id().is_some())
+                        .flat_map(|r| r.probes.iter().map(|p| p.next_at)),
+                )
                 .min()
                 .unwrap_or_else(|| Instant::now() + RESYNC);
             tokio::select! {
@@ -411,8 +442,7 @@ impl Worker {
                     started_at,
                 };
                 r.not_before = None;
-                // No probes yet: a running container counts as ready.
-                r.ready = true;
+                arm_probes(r, container_of(&self.pod, &name).as_ref());
             }
             Err((reason, message)) => {
                 let (delay, next) = next_backoff(r.backoff, Duration::ZERO);
@@ -511,6 +541,78 @@ impl Worker {
                 let _ = self.ctx.runtime.delete(id, true).await;
                 let _ = rootfs::remove(&bundle);
                 Err(("RunContainerError", e.to_string()))
+            }
+        }
+    }
+
+    /// Runs the probes that are due; a failed startup or liveness probe restarts the container
+    /// (its exit then follows the restart policy), readiness sets `ready`.
+    async fn run_probes(&mut self) {
+        let Some(pod_ip) = self.pod_ip.clone() else { return };
+        let now = Instant::now();
+        for i in 0..self.records.len() {
+            let Some(id) = self.records[i].running_id().map(str::to_string) else {
+                continue;
+            };
+            let Some(c) = container_of(&self.pod, &self.records[i].name) else {
+                continue;
+            };
+            let started = self.records[i]
+                .probes
+                .iter()
+                .find(|p| p.kind == Kind::Startup)
+                .is_none_or(|p| p.result == Some(true));
+            for j in 0..self.records[i].probes.len() {
+                let st = &self.records[i].probes[j];
+                if st.next_at > now || (st.kind != Kind::Startup && !started) {
+                    continue;
+                }
+                let kind = st.kind;
+                let Some(spec) = kind.of(&c).cloned() else { continue };
+                let outcome = probe::run(&spec, &c, &pod_ip).await;
+                let ok = match &outcome {
+                    Outcome::Success => true,
+                    Outcome::Failure(m) => {
+                        let pod = self.pod.clone();
+                        self.ctx
+                            .event(
+                                &pod,
+                                "Warning",
+                                "Unhealthy",
+                                &format!("{} probe failed: {m}", kind.name()),
+                            )
+                            .await;
+                        false
+                    }
+                    Outcome::Unsupported(m) => {
+                        if self.records[i].probes[j].result.is_none() {
+                            tracing::warn!(pod = %self.key(), container = %c.name, "{m}; counted as success");
+                        }
+                        true
+                    }
+                };
+                let verdict = self.records[i].probes[j].record(&spec, ok, Instant::now());
+                match (kind, verdict) {
+                    (Kind::Readiness, Some(v)) => self.records[i].ready = v,
+                    (Kind::Startup, Some(true)) => {
+                        self.records[i].ready = !self.records[i].probes.iter().any(|p| p.kind == Kind::Readiness);
+                    }
+                    (Kind::Startup | Kind::Liveness, Some(false)) => {
+                        let pod = self.pod.clone();
+                        let msg = format!(
+                            "Container {} failed {} probe, will be restarted",
+                            c.name,
+                            kind.name().to_lowercase()
+                        );
+                        self.ctx.event(&pod, "Normal", "Killing", &msg).await;
+                        if let Err(e) = self.ctx.runtime.kill(&id, libc::SIGKILL, true).await {
+                            tracing::warn!(pod = %self.key(), container = %id, error = %e, "killing an unhealthy container");
+                        }
+                        self.records[i].ready = false;
+                        break;
+                    }
+                    _ => {}
+                }
             }
         }
     }
