@@ -34,6 +34,9 @@ agent_cleanup() {
             tail -n 30 "$f" >&2
         done
     fi
+    # Whatever still runs inside the test hosts (a process started through a shell function
+    # is not the pid that was recorded) goes before its namespace.
+    for n in $NS_M $NS_1 $NS_2 $NS_SW; do ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null; done
     for n in $NS_M $NS_1 $NS_2 $NS_SW; do ip netns del "$n" 2>/dev/null; done
     grep " $TMP/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
     sleep 0.2
@@ -64,7 +67,8 @@ inm() { ip netns exec "$NS_M" "$@"; }
 
 # ------------------------------------------------------------------- masters --
 for i in 1 2 3; do
-    inm "$SKIFF_BIN" master --name "m$i" --data-dir "$TMP/m$i" \
+    # `ip netns exec` itself, not the inm function: it execs the master, so $! is the master.
+    ip netns exec "$NS_M" "$SKIFF_BIN" master --name "m$i" --data-dir "$TMP/m$i" \
         --listen-peer "127.0.0.$i:2380" --listen-client "127.0.0.$i:2379" --listen-api "$NET.$i:6443" \
         --initial-cluster "m1=127.0.0.1:2380,m2=127.0.0.2:2380,m3=127.0.0.3:2380" \
         >>"$TMP/m$i.log" 2>&1 &
@@ -90,7 +94,7 @@ jp() { k get "$@" 2>/dev/null || true; }
 # Its own config: Debian's default one asks for htpasswd credentials.
 printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
     "$TMP/registry" "$NET.1:5000" >"$TMP/registry.yml"
-inm docker-registry serve "$TMP/registry.yml" >>"$TMP/registry.log" 2>&1 &
+ip netns exec "$NS_M" docker-registry serve "$TMP/registry.yml" >>"$TMP/registry.log" 2>&1 &
 BG_PIDS+=($!)
 wait_for 10 inm curl -sf "http://$NET.1:5000/v2/"
 inm bash "$HERE/busybox-image.sh" "$TMP/layout" "$NET.1:5000/test/busybox:1" >>"$TMP/image.log" 2>&1
