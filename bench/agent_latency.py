@@ -8,34 +8,22 @@ TIMEOUT seconds.
     agent_latency.py KUBECONFIG SERVER IMAGE NODE COUNT CONCURRENCY TIMEOUT
 """
 
-import base64
 import http.client
 import json
 import os
-import ssl
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 
-import yaml
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import kube_tls  # noqa: E402  (tests/kube_tls.py)
+
 
 kubeconfig, server, image, node = sys.argv[1:5]
 count, concurrency, timeout = int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
 
-cfg = yaml.safe_load(open(kubeconfig))
-user = cfg["users"][0]["user"]
-tmp = tempfile.mkdtemp(prefix="agent-latency.")
-paths = []
-for k in ("client-certificate-data", "client-key-data"):
-    path = os.path.join(tmp, k + ".pem")
-    with open(path, "wb") as f:
-        f.write(base64.b64decode(user[k]))
-    paths.append(path)
-ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
-ctx = ssl.create_default_context(cadata=ca)
-ctx.load_cert_chain(paths[0], paths[1])
+ctx = kube_tls.ssl_context(kubeconfig, "agent-latency.")
 u = urllib.parse.urlparse(server)
 
 

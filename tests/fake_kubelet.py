@@ -8,34 +8,21 @@ is removed (gracePeriodSeconds=0) as a kubelet does once its containers stopped.
 SERVERS: comma-separated https://host:port, tried in order (a master may be killed mid-test).
 Stops after SECONDS or when STOP_FILE exists. Only talks to the given loopback API servers."""
 
-import base64
 import http.client
 import json
 import os
-import ssl
 import sys
-import tempfile
 import time
 import urllib.parse
 from datetime import datetime, timezone
 
-import yaml
+import kube_tls
+
 
 kubeconfig, servers, seconds = sys.argv[1], sys.argv[2].split(","), float(sys.argv[3])
 stop_file = sys.argv[4] if len(sys.argv) > 4 else None
 
-cfg = yaml.safe_load(open(kubeconfig))
-user = cfg["users"][0]["user"]
-tmp = tempfile.mkdtemp(prefix="fake-kubelet.")
-files = []
-for k in ("client-certificate-data", "client-key-data"):
-    path = os.path.join(tmp, k + ".pem")
-    with open(path, "wb") as f:
-        f.write(base64.b64decode(user[k]))
-    files.append(path)
-ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
-ctx = ssl.create_default_context(cadata=ca)
-ctx.load_cert_chain(files[0], files[1])
+ctx = kube_tls.ssl_context(kubeconfig, "fake-kubelet.")
 
 
 def call(method, path, body=None):

@@ -10,17 +10,10 @@ pub fn container_path(pod_uid: &str, container_id: &str) -> String {
 
 /// Mount points of the cgroup hierarchies (v1 controllers and the v2 unified one).
 fn hierarchies() -> Vec<PathBuf> {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let fields: Vec<&str> = l.split(' ').collect();
-            let sep = fields.iter().position(|f| *f == "-")?;
-            let fstype = fields.get(sep + 1)?;
-            (*fstype == "cgroup" || *fstype == "cgroup2").then(|| PathBuf::from(fields[4]))
-        })
+    super::mounts()
+        .into_iter()
+        .filter(|(_, fstype)| fstype == "cgroup" || fstype == "cgroup2")
+        .map(|(point, _)| PathBuf::from(point))
         .collect()
 }
 

@@ -42,6 +42,28 @@ pub enum RuntimeError {
     Stranded(String),
 }
 
+/// The mounts of this process's mount namespace as (mount point, filesystem type), from
+/// /proc/self/mountinfo (empty if it cannot be read). Mount points are as the kernel escapes
+/// them; ours contain no spaces.
+pub(crate) fn mounts() -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let sep = fields.iter().position(|f| *f == "-")?;
+            Some((fields.get(4)?.to_string(), fields.get(sep + 1)?.to_string()))
+        })
+        .collect()
+}
+
+/// Whether `path` is a mount point in this mount namespace.
+pub(crate) fn is_mount_point(mounts: &[(String, String)], path: &Path) -> bool {
+    let p = path.to_string_lossy();
+    mounts.iter().any(|(m, _)| *m == *p)
+}
+
 impl RuntimeError {
     pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> RuntimeError {
         RuntimeError::Io {

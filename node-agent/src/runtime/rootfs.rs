@@ -62,9 +62,5 @@ pub fn remove(dir: &Path) -> Result<(), RuntimeError> {
 }
 
 pub fn is_mounted(path: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let p = path.to_string_lossy();
-    mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
+    super::is_mount_point(&super::mounts(), path)
 }

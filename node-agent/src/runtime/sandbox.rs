@@ -43,14 +43,8 @@ impl Namespaces {
     /// True when every namespace file is a live mount (pinned earlier, possibly by an agent
     /// that has since restarted).
     pub fn pinned(&self) -> bool {
-        let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            return false;
-        };
-        self.files().iter().all(|(_, p)| {
-            mounts
-                .lines()
-                .any(|l| l.split(' ').nth(4) == Some(&*p.to_string_lossy()))
-        })
+        let mounts = super::mounts();
+        self.files().iter().all(|(_, p)| super::is_mount_point(&mounts, p))
     }
 }
 
