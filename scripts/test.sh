@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, builds, runs unit and multi-process tests,
 # then drives stock etcdctl and kubectl against 3-master skiff clusters (API, Python client,
-# RBAC and admission, scheduler, controllers, and node agents running real containers).
+# RBAC and admission, scheduler, controllers, node agents running real containers, and services
+# through netproxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build-essential libclang-dev clang protobuf-compiler pkg-config etcd-client etcd-server
@@ -18,6 +19,7 @@ bash tests/rbac.sh
 bash tests/scheduler.sh
 bash tests/controllers.sh
 bash tests/agent.sh
+bash tests/netproxy.sh
 cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss
 # Smoke run of the skiff-vs-etcd benchmark: checks that it works, asserts no times.
 QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh

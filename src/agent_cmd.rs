@@ -49,6 +49,12 @@ pub struct AgentArgs {
     insecure_registry: Vec<String>,
     #[arg(long, default_value_t = 10250)]
     port: u16,
+    /// Do not run the service proxy and cluster DNS in this process (run `skiff proxy`
+    /// separately, or none).
+    #[arg(long)]
+    no_proxy: bool,
+    #[command(flatten)]
+    proxy: crate::proxy_cmd::ProxyFlags,
 }
 
 /// Flags of the hidden `skiff agent-shim`.
@@ -93,7 +99,7 @@ pub enum ImageCommand {
     },
 }
 
-fn default_node_ip() -> IpAddr {
+pub fn default_node_ip() -> IpAddr {
     // The source address the kernel would use towards the outside world; nothing is sent.
     let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
         s.connect("192.0.2.1:9")?;
@@ -114,13 +120,28 @@ pub async fn run_agent(a: AgentArgs) -> Result<()> {
         };
         labels.insert(k.to_string(), v.to_string());
     }
+    let node_ip = a.node_ip.unwrap_or_else(default_node_ip);
+    let proxy = if a.no_proxy {
+        None
+    } else {
+        let facts = crate::proxy_cmd::NodeFacts {
+            name: name.clone(),
+            node_ip,
+            kubeconfig: a.kubeconfig.clone(),
+            servers: a.server.clone(),
+            cluster_cidr: a.cluster_cidr.clone(),
+            cluster_dns: a.cluster_dns.clone(),
+            cluster_domain: a.cluster_domain.clone(),
+        };
+        Some(crate::proxy_cmd::config(facts, &a.proxy)?)
+    };
     let cfg = node_agent::AgentConfig {
         name,
         data_dir: a.data_dir,
         kubeconfig: a.kubeconfig,
         servers: a.server,
         static_pods: a.static_pods,
-        node_ip: a.node_ip.unwrap_or_else(default_node_ip),
+        node_ip,
         labels,
         max_pods: a.max_pods,
         cluster_dns: a.cluster_dns,
@@ -130,6 +151,29 @@ pub async fn run_agent(a: AgentArgs) -> Result<()> {
         exe: std::env::current_exe().context("locating this binary")?,
         port: a.port,
     };
+    let stop = stop_on_signals();
+    let Some(proxy) = proxy else {
+        node_agent::run(cfg, stop).await?;
+        return Ok(());
+    };
+    // The proxy failing (e.g. its DNS port taken) stops the agent too: a node that runs pods
+    // its services cannot reach is worse than a clear error.
+    let proxy_stop = stop.clone();
+    let proxy_task = tokio::spawn(async move {
+        let res = netproxy::run(proxy, proxy_stop.clone()).await;
+        proxy_stop.cancel();
+        res
+    });
+    let agent = node_agent::run(cfg, stop.clone()).await;
+    stop.cancel();
+    let proxied = proxy_task.await.context("the service proxy task")?;
+    agent?;
+    proxied?;
+    Ok(())
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+pub fn stop_on_signals() -> CancellationToken {
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
@@ -140,11 +184,10 @@ pub async fn run_agent(a: AgentArgs) -> Result<()> {
         }
         on_signal.cancel();
     });
-    node_agent::run(cfg, stop).await?;
-    Ok(())
+    stop
 }
 
-fn nix_hostname() -> Result<String> {
+pub fn nix_hostname() -> Result<String> {
     let h = std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the host name")?;
     Ok(h.trim().to_lowercase())
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 mod agent_cmd;
+mod proxy_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,8 @@ enum Command {
     Kubeconfig(KubeconfigArgs),
     /// Run the node agent: registers the node and runs the pods bound to it as containers.
     Agent(Box<agent_cmd::AgentArgs>),
+    /// Run the service proxy and cluster DNS alone (`skiff agent` runs them too).
+    Proxy(Box<proxy_cmd::ProxyArgs>),
     /// The agent's image store: pull, import, list, remove.
     Image {
         #[command(subcommand)]
@@ -597,6 +600,7 @@ fn main() -> Result<()> {
         match command {
             Command::AgentShim(_) => Ok(()),
             Command::Agent(a) => agent_cmd::run_agent(*a).await,
+            Command::Proxy(a) => proxy_cmd::run_proxy(*a).await,
             Command::Image { command } => agent_cmd::run_image(command).await,
             Command::Master(a) => run_master(*a).await,
             Command::Kubeconfig(a) => {

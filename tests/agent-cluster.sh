@@ -111,7 +111,7 @@ start_agent() {
     # production, and a restarted agent finds them.
     nsenter --net="/run/netns/${P}n$n" "$SKIFF_BIN" agent --name "n$n" --data-dir "$TMP/n$n" \
         --kubeconfig "$TMP/n$n.kubeconfig" --server "https://$NET.3:6443" --node-ip "$NET.1$n" \
-        --insecure-registry "$NET.1:5000" ${AGENT_ARGS:-} >>"$TMP/agent-n$n.log" 2>&1 &
+        --insecure-registry "$NET.1:5000" --dns-upstream none ${AGENT_ARGS:-} >>"$TMP/agent-n$n.log" 2>&1 &
     BG_PIDS+=($!)
 }
 for n in $(seq 1 "${AGENTS:-2}"); do start_agent "$n"; done

@@ -325,7 +325,7 @@ async fn delete_one(
             .await?;
     }
     if t.res.kind == "Service" && t.res.group.is_empty() {
-        super::subresource::release_cluster_ip(st, &current.obj).await;
+        super::service_alloc::release_unused(st, &current.obj, None).await;
     }
     // The last state, at its own revision: a watch from it sees the DELETED event.
     Ok((StatusCode::OK, for_response(t.res, &current)))

@@ -8,6 +8,7 @@ pub mod delete;
 pub mod metrics;
 mod read;
 pub mod request;
+mod service_alloc;
 mod subresource;
 mod watch;
 pub mod write;

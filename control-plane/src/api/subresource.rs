@@ -1,14 +1,12 @@
 //! Subresources with their own shapes: `scale` (autoscaling/v1 Scale over a workload's
-//! replicas), `binding` (a pod's node, set once), `log`/`exec` (served by the node agent), and the
-//! service cluster IP allocator used on create.
+//! replicas), `binding` (a pod's node, set once), `log`/`exec` (served by the node agent) and
+//! `token` (TokenRequest).
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use rand::Rng;
 use serde_json::{json, Value};
 
 use super::body;
@@ -222,117 +220,6 @@ pub async fn node_only(st: &Arc<ApiState>, t: &Target) -> ApiResult<Response> {
             "pod {name} runs on node {node}, whose agent does not serve {} yet",
             t.subresource.as_deref().unwrap_or("")
         ))),
-    }
-}
-
-/// The default service CIDR, 10.96.0.0/16; .0.0 and .0.1 (the `kubernetes` service) are kept.
-const SERVICE_NET: u32 = u32::from_be_bytes([10, 96, 0, 0]);
-const SERVICE_SIZE: u32 = 1 << 16;
-const IP_PREFIX: &str = "/registry/skiff/serviceips/";
-
-/// Sets spec.clusterIP (and clusterIPs) for a new service: a given IP is checked and
-/// reserved, an empty one is picked at random from the free IPs. Reservations are keys
-/// created only if absent, so two masters can never hand out the same IP.
-pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: bool) -> ApiResult<()> {
-    let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
-    if ty == "ExternalName" {
-        return Ok(());
-    }
-    let given = obj
-        .pointer("/spec/clusterIP")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if given == "None" {
-        obj["spec"]["clusterIPs"] = json!(["None"]);
-        return Ok(());
-    }
-    let owner = format!(
-        "{}/{}",
-        meta::namespace(obj).unwrap_or_default(),
-        meta::name(obj).unwrap_or_default()
-    );
-    let ip = if given.is_empty() {
-        let mut picked = None;
-        for _ in 0..64 {
-            let n = rand::thread_rng().gen_range(2..SERVICE_SIZE - 1);
-            let ip = Ipv4Addr::from(SERVICE_NET + n).to_string();
-            if dry_run
-                || st
-                    .storage
-                    .put_if_absent(&format!("{IP_PREFIX}{ip}"), owner.clone().into_bytes())
-                    .await?
-            {
-                picked = Some(ip);
-                break;
-            }
-        }
-        picked.ok_or_else(|| ApiError::internal("failed to allocate a service IP: the range is full"))?
-    } else {
-        let ip: Ipv4Addr = given.parse().map_err(|_| {
-            ApiError::invalid(
-                "",
-                "Service",
-                &owner,
-                vec![crate::error::Cause::invalid(
-                    "spec.clusterIP",
-                    &given,
-                    "must be a valid IP address",
-                )],
-            )
-        })?;
-        let n = u32::from(ip).wrapping_sub(SERVICE_NET);
-        if n >= SERVICE_SIZE {
-            return Err(ApiError::invalid(
-                "",
-                "Service",
-                &owner,
-                vec![crate::error::Cause::invalid(
-                    "spec.clusterIPs",
-                    &given,
-                    "provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/16",
-                )],
-            ));
-        }
-        if !dry_run
-            && !st
-                .storage
-                .put_if_absent(&format!("{IP_PREFIX}{given}"), owner.into_bytes())
-                .await?
-        {
-            return Err(ApiError::invalid(
-                "",
-                "Service",
-                meta::name(obj).unwrap_or_default(),
-                vec![crate::error::Cause::invalid(
-                    "spec.clusterIPs",
-                    &given,
-                    "failed to allocate IP: provided IP is already allocated",
-                )],
-            ));
-        }
-        given
-    };
-    obj["spec"]["clusterIP"] = json!(ip);
-    obj["spec"]["clusterIPs"] = json!([ip]);
-    Ok(())
-}
-
-/// Frees a deleted service's IP (best effort: a leaked reservation only shrinks the range).
-pub async fn release_cluster_ip(st: &Arc<ApiState>, svc: &Value) {
-    if let Some(ip) = svc
-        .pointer("/spec/clusterIP")
-        .and_then(Value::as_str)
-        .filter(|s| *s != "None" && !s.is_empty())
-    {
-        let key = format!("{IP_PREFIX}{ip}");
-        let op = raft_store::mvcc::WriteOp::DeleteRange(raft_store::mvcc::DeleteRangeRequest {
-            key: key.into_bytes(),
-            ..Default::default()
-        });
-        if let Err(e) = st.storage.store().write(op).await {
-            tracing::warn!(ip, error = %e, "could not release a service IP");
-        }
     }
 }
 

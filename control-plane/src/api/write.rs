@@ -128,7 +128,8 @@ pub async fn create_object(
     st.admission.charge(&st.storage, &adm, &obj, None).await?;
     record_manager(&mut obj, q, "Update", &t.res.api_version(), None);
     if t.res.kind == "Service" && t.res.group.is_empty() {
-        super::subresource::allocate_cluster_ip(st, &mut obj, dry_run).await?;
+        super::service_alloc::allocate_cluster_ip(st, &mut obj, dry_run).await?;
+        super::service_alloc::allocate_node_ports(st, &mut obj, None, dry_run).await?;
     }
     if dry_run {
         if st.storage.get(t.res, ns.as_deref(), &name, false).await?.is_some() {
@@ -217,6 +218,10 @@ pub async fn update_object(
         meta::merge_status(&mut new, &current.obj, through_status);
     }
     let (mut new, mut warnings) = decode_typed(t, q, &new)?;
+    let service = t.res.kind == "Service" && t.res.group.is_empty();
+    if service {
+        super::service_alloc::keep_allocated(&mut new, &current.obj);
+    }
     // Defaults first: generation compares the spec with the stored (defaulted) one, and a field
     // the request left to its default is no change.
     defaults::apply(t.res, &mut new, false);
@@ -241,6 +246,9 @@ pub async fn update_object(
         .await?;
     st.admission.charge(&st.storage, &adm, &new, Some(&current.obj)).await?;
     record_manager(&mut new, q, operation, &t.res.api_version(), t.subresource.as_deref());
+    if service {
+        super::service_alloc::allocate_node_ports(st, &mut new, Some(&current.obj), dry_run).await?;
+    }
     if dry_run {
         return Ok((
             for_response(
@@ -258,12 +266,18 @@ pub async fn update_object(
             .storage
             .delete(t.res, t.namespace.as_deref(), name, current.rv)
             .await?;
+        if service {
+            super::service_alloc::release_unused(st, &current.obj, None).await;
+        }
         return Ok((for_response(t.res, &Stored { obj: new, rv: rev }), warnings));
     }
     let stored = st
         .storage
         .update(t.res, t.namespace.as_deref(), name, &new, current.rv)
         .await?;
+    if service {
+        super::service_alloc::release_unused(st, &current.obj, Some(&stored.obj)).await;
+    }
     Ok((for_response(t.res, &stored), warnings))
 }
 

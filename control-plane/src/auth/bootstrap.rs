@@ -434,6 +434,13 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             vec![authenticated(), group("system:unauthenticated")],
         ),
         binding("system:node-proxier", vec![user("system:kube-proxy")]),
+        // skiff's agent runs the service proxy in-process, with the node's credentials.
+        // (Remove this binding when proxies run apart with their own, as `skiff proxy` can.)
+        {
+            let mut b = binding("system:node-proxier", vec![group("system:nodes")]);
+            b["metadata"]["name"] = json!("skiff:node-proxier");
+            b
+        },
         binding(
             "system:kube-controller-manager",
             vec![user("system:kube-controller-manager")],
