@@ -26,4 +26,5 @@ QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh
 QUICK=1 bash bench/api.sh
 QUICK=1 bash bench/scheduler.sh
 QUICK=1 bash bench/agent.sh
+QUICK=1 bash bench/netproxy.sh
 echo "skiff: all tests passed"

@@ -80,6 +80,11 @@ enum BenchCommand {
     /// Scheduler throughput and creation-to-bind latency (Node objects without agents, pods
     /// created through the API), in the manner of Kubernetes' scheduler_perf.
     Scheduler(SchedulerBenchArgs),
+    /// The service proxy: sync latency with many services, connection rate through a VIP.
+    Proxy {
+        #[command(subcommand)]
+        command: proxy_cmd::ProxyBench,
+    },
 }
 
 /// Flags of `skiff bench scheduler`.
@@ -622,6 +627,9 @@ fn main() -> Result<()> {
             Command::Bench {
                 command: BenchCommand::Scheduler(a),
             } => run_scheduler_bench(a).await,
+            Command::Bench {
+                command: BenchCommand::Proxy { command },
+            } => proxy_cmd::run_bench(command).await,
         }
     })
 }

@@ -135,3 +135,92 @@ pub async fn run_proxy(a: ProxyArgs) -> Result<()> {
     netproxy::run(cfg, stop).await?;
     Ok(())
 }
+
+/// `skiff bench proxy ...`.
+#[derive(clap::Subcommand)]
+pub enum ProxyBench {
+    /// Write a table of many services, then time single endpoint changes to the kernel. Run it
+    /// in a network namespace of its own (`unshare --net` or `ip netns exec`).
+    Rules {
+        #[arg(long, default_value_t = 1000)]
+        services: usize,
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+        #[arg(long, default_value_t = 100)]
+        changes: usize,
+        /// Real backends of the first service (10.96.0.100:80), ip:port comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        first_backends: Vec<SocketAddr>,
+    },
+    /// Accept and close TCP connections on an address (until SIGTERM).
+    Serve { listen: SocketAddr },
+    /// Connect and close in a loop, for a time; print the rate.
+    Connect {
+        to: SocketAddr,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Stop after this many connections.
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
+}
+
+/// A line on stdout; a reader that went away (`| head -1`) is not an error.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+pub async fn run_bench(cmd: ProxyBench) -> Result<()> {
+    match cmd {
+        ProxyBench::Rules {
+            services,
+            endpoints,
+            changes,
+            first_backends,
+        } => {
+            let opts = netproxy::bench::RulesOptions {
+                services,
+                endpoints,
+                changes,
+                first_backends,
+            };
+            let r = netproxy::bench::rules(opts).await.map_err(anyhow::Error::msg)?;
+            say(format!(
+                "services {} x {} endpoints ({} chains): full write {:.0} ms ({} KiB), {} endpoint changes ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}, full resync {:.0} ms",
+                r.services,
+                r.endpoints_per_service,
+                r.chains,
+                r.full_write_ms,
+                r.full_script_bytes / 1024,
+                r.changes,
+                r.change_ms_p50,
+                r.change_ms_p90,
+                r.change_ms_p99,
+                r.change_ms_max,
+                r.resync_ms
+            ));
+            say(serde_json::to_string(&r)?);
+        }
+        ProxyBench::Serve { listen } => {
+            let stop = crate::agent_cmd::stop_on_signals();
+            netproxy::bench::serve(listen, stop).await?;
+        }
+        ProxyBench::Connect {
+            to,
+            seconds,
+            count,
+            concurrency,
+        } => {
+            let r = netproxy::bench::connect(to, seconds, count, concurrency).await;
+            say(format!(
+                "{}: {} connections, {:.0}/s, ms p50 {:.2} p99 {:.2}, {} errors",
+                r.target, r.connections, r.per_second, r.ms_p50, r.ms_p99, r.errors
+            ));
+            say(serde_json::to_string(&r)?);
+        }
+    }
+    Ok(())
+}

@@ -15,7 +15,9 @@
 //! - [`watch`]: list+watch of Services and EndpointSlices into the model.
 //! - [`dns`]: the cluster DNS zone (pure) and its UDP/TCP server.
 //! - [`metrics`]: rules programmed, sync latency and errors on `/metrics`.
+//! - [`bench`]: `skiff bench proxy` (sync latency at scale, connection rate through a VIP).
 
+pub mod bench;
 pub mod dns;
 pub mod metrics;
 pub mod model;

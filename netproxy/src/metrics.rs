@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 /// buckets, trimmed).
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Counters another part reports through the proxy's endpoint (the DNS server's).
+pub type ExtraCounters = Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
+
 #[derive(Default)]
 pub struct Metrics {
     pub syncs: AtomicU64,
@@ -26,7 +29,7 @@ pub struct Metrics {
     pub script_bytes: AtomicU64,
     latency: Mutex<Histogram>,
     /// Cluster DNS counters, filled by the caller from the DNS server's own.
-    pub dns: Mutex<Option<Box<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>>>,
+    pub dns: Mutex<Option<ExtraCounters>>,
 }
 
 #[derive(Default)]

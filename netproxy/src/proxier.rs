@@ -1,8 +1,9 @@
-//! The sync loop: watchers change the [`Model`] and wake it; it renders the whole ruleset from
-//! the model (pure), and applies it as one nftables transaction, at most once per
-//! `min_interval` so that a burst of endpoint changes becomes one update. A full re-apply every
-//! `resync` repairs drift (someone flushed our table); a failed apply is retried. The cluster
-//! DNS zone is rebuilt from the same model on the same beat.
+//! The sync loop: watchers change the [`Model`] and wake it; it computes the whole desired
+//! table from the model (pure, [`Desired`]) and sends the kernel the difference from the last
+//! one it applied, as one nftables transaction, at most once per `min_interval` so that a
+//! burst of endpoint changes becomes one update. The first sync, every `resync` and any sync
+//! after a failure rewrite the whole table instead, which repairs drift (someone flushed or
+//! edited our table). The cluster DNS zone is rebuilt from the same model on the same beat.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use crate::dns::{zone_of, DnsServer};
 use crate::metrics::Metrics;
 use crate::model::Model;
 use crate::nft::Nft;
-use crate::rules;
+use crate::rules::{self, Desired};
 
 /// How often the proxy may sync, and how often it must.
 #[derive(Debug, Clone)]
@@ -30,7 +31,7 @@ impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
             min_interval: Duration::from_millis(100),
-            resync: Duration::from_secs(30),
+            resync: Duration::from_secs(300),
             retry: Duration::from_secs(1),
             cluster_domain: "cluster.local".into(),
         }
@@ -51,7 +52,8 @@ struct State {
     dirty_since: Option<Instant>,
     services_listed: bool,
     slices_listed: bool,
-    last_script: Option<Arc<String>>,
+    /// What the kernel holds, as far as we know; None: unknown, write it whole.
+    applied: Option<Arc<Desired>>,
 }
 
 pub struct Proxier {
@@ -77,7 +79,7 @@ impl Proxier {
                 dirty_since: None,
                 services_listed: false,
                 slices_listed: false,
-                last_script: None,
+                applied: None,
             }),
             wake: Notify::new(),
             nft,
@@ -134,11 +136,11 @@ impl Proxier {
                     }
                 }
             }
+            if force {
+                next_resync = tokio::time::Instant::now() + self.cfg.resync;
+            }
             match self.sync_once(force).await {
-                Ok(true) => {
-                    last_sync = Some(Instant::now());
-                    next_resync = tokio::time::Instant::now() + self.cfg.resync;
-                }
+                Ok(true) => last_sync = Some(Instant::now()),
                 Ok(false) => {}
                 Err(()) => {
                     // The change stays dirty; try again after a pause.
@@ -161,49 +163,57 @@ impl Proxier {
     }
 
     /// One sync: Ok(true) when rules were applied, Ok(false) when there was nothing to do.
-    pub async fn sync_once(&self, force: bool) -> Result<bool, ()> {
-        let (ruleset, since, zone) = {
+    /// `full` rewrites the whole table even when nothing changed.
+    pub async fn sync_once(&self, full: bool) -> Result<bool, ()> {
+        let (desired, since, zone, applied) = {
             let mut st = self.state.lock();
             if !(st.services_listed && st.slices_listed) {
                 return Ok(false);
             }
-            let Some(since) = st.dirty_since.take().or(force.then(Instant::now)) else {
+            let Some(since) = st.dirty_since.take().or(full.then(Instant::now)) else {
                 return Ok(false);
             };
-            let ruleset = rules::render(&st.model);
+            let desired = Desired::of(&st.model);
             let zone = self.dns.as_ref().map(|_| zone_of(&st.model, &self.cfg.cluster_domain));
-            (ruleset, since, zone)
+            (desired, since, zone, st.applied.clone())
         };
         if let (Some(dns), Some(zone)) = (&self.dns, zone) {
             dns.set_zone(zone);
         }
-        let script = Arc::new(ruleset.script);
-        let unchanged = self.state.lock().last_script.as_deref() == Some(&*script);
-        if unchanged && !force {
-            self.metrics.observe_sync(since.elapsed());
-            return Ok(false);
-        }
+        let delta = match (&applied, full) {
+            (Some(prev), false) => desired.delta_script(prev),
+            _ => None,
+        };
+        let script = match delta {
+            Some(d) if d.is_empty() => {
+                self.metrics.observe_sync(since.elapsed());
+                return Ok(false);
+            }
+            Some(d) => d,
+            None => desired.full_script(),
+        };
         let nft = self.nft.clone();
-        let s = script.clone();
-        let result = tokio::task::spawn_blocking(move || nft.apply(&s)).await;
+        let bytes = script.len();
+        let result = tokio::task::spawn_blocking(move || nft.apply(&script)).await;
         let m = &self.metrics;
         match result {
             Ok(Ok(())) => {
                 let took = since.elapsed();
                 use std::sync::atomic::Ordering::Relaxed;
                 m.syncs.fetch_add(1, Relaxed);
-                m.services.store(ruleset.services as u64, Relaxed);
-                m.endpoints.store(ruleset.endpoints as u64, Relaxed);
-                m.chains.store(ruleset.chains as u64, Relaxed);
-                m.script_bytes.store(script.len() as u64, Relaxed);
+                m.services.store(desired.services as u64, Relaxed);
+                m.endpoints.store(desired.endpoints as u64, Relaxed);
+                m.chains.store(desired.chains() as u64, Relaxed);
+                m.script_bytes.store(bytes as u64, Relaxed);
                 m.observe_sync(took);
                 tracing::debug!(
-                    services = ruleset.services,
-                    endpoints = ruleset.endpoints,
+                    services = desired.services,
+                    endpoints = desired.endpoints,
+                    bytes,
                     ?took,
                     "rules synced"
                 );
-                self.state.lock().last_script = Some(script);
+                self.state.lock().applied = Some(Arc::new(desired));
                 Ok(true)
             }
             failed => {
@@ -214,10 +224,159 @@ impl Proxier {
                     Ok(Ok(())) => {}
                 }
                 let mut st = self.state.lock();
+                // The kernel's table is now unknown: the retry rewrites it whole.
+                st.applied = None;
                 let earlier = st.dirty_since.map_or(since, |d| d.min(since));
                 st.dirty_since = Some(earlier);
                 Err(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Endpoint, EndpointSlice, Protocol, Service, ServicePort, SlicePort, TargetPort};
+    use crate::nft::FakeNft;
+    use std::net::Ipv4Addr;
+
+    fn svc(name: &str, ip: [u8; 4]) -> Service {
+        Service {
+            namespace: "default".into(),
+            name: name.into(),
+            cluster_ips: vec![Ipv4Addr::from(ip)],
+            ports: vec![ServicePort {
+                name: "".into(),
+                protocol: Protocol::Tcp,
+                port: 80,
+                target_port: TargetPort::Number(8080),
+                node_port: None,
+            }],
+            affinity_timeout: None,
+            internal_local: false,
+            external_local: false,
+            node_ports: false,
+            headless: false,
+            external_name: None,
+        }
+    }
+
+    fn slice(service: &str, ips: &[[u8; 4]]) -> EndpointSlice {
+        EndpointSlice {
+            namespace: "default".into(),
+            name: format!("{service}-abc"),
+            service: service.into(),
+            ports: vec![SlicePort {
+                name: "".into(),
+                protocol: Protocol::Tcp,
+                port: 8080,
+            }],
+            endpoints: ips
+                .iter()
+                .map(|ip| Endpoint {
+                    ip: Ipv4Addr::from(*ip),
+                    node_name: Some("n1".into()),
+                    hostname: None,
+                    ready: true,
+                    serving: true,
+                    terminating: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn proxier(nft: Arc<FakeNft>, cfg: SyncConfig) -> (Arc<Proxier>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let model = Model::new("n1", (Ipv4Addr::new(10, 244, 0, 0), 16));
+        (Proxier::new(model, nft, metrics.clone(), None, cfg), metrics)
+    }
+
+    #[tokio::test]
+    async fn nothing_is_programmed_before_both_lists_arrived() {
+        let nft = Arc::new(FakeNft::default());
+        let (p, _) = proxier(nft.clone(), SyncConfig::default());
+        p.listed(Source::Services, |m| m.upsert_service(svc("web", [10, 96, 0, 5])));
+        assert_eq!(p.sync_once(false).await, Ok(false));
+        assert!(
+            nft.applied.lock().is_empty(),
+            "services without their endpoints were programmed"
+        );
+        p.listed(Source::Slices, |m| m.upsert_slice(slice("web", &[[10, 244, 1, 5]])));
+        assert_eq!(p.sync_once(false).await, Ok(true));
+        assert_eq!(nft.applied.lock().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_write_first_then_only_differences() {
+        let nft = Arc::new(FakeNft::default());
+        let (p, metrics) = proxier(nft.clone(), SyncConfig::default());
+        p.listed(Source::Services, |m| m.upsert_service(svc("web", [10, 96, 0, 5])));
+        p.listed(Source::Slices, |m| m.upsert_slice(slice("web", &[[10, 244, 1, 5]])));
+        assert_eq!(p.sync_once(false).await, Ok(true));
+        p.update(|m| m.upsert_slice(slice("web", &[[10, 244, 1, 5], [10, 244, 2, 5]])));
+        assert_eq!(p.sync_once(false).await, Ok(true));
+        // Nothing changed: nothing is sent.
+        p.update(|m| m.upsert_slice(slice("web", &[[10, 244, 1, 5], [10, 244, 2, 5]])));
+        assert_eq!(p.sync_once(false).await, Ok(false));
+        let applied = nft.applied.lock().clone();
+        assert_eq!(applied.len(), 2);
+        assert!(applied[0].contains("delete table ip skiff"), "{}", applied[0]);
+        assert!(!applied[1].contains("delete table"), "{}", applied[1]);
+        assert!(applied[1].contains("dnat to 10.244.2.5:8080"), "{}", applied[1]);
+        assert_eq!(metrics.syncs.load(std::sync::atomic::Ordering::Relaxed), 2);
+        // A forced resync writes the whole table again.
+        assert_eq!(p.sync_once(true).await, Ok(true));
+        assert!(nft.applied.lock()[2].contains("delete table ip skiff"));
+    }
+
+    #[tokio::test]
+    async fn after_a_failure_the_retry_rewrites_the_whole_table() {
+        let nft = Arc::new(FakeNft::default());
+        let (p, metrics) = proxier(nft.clone(), SyncConfig::default());
+        p.listed(Source::Services, |m| m.upsert_service(svc("web", [10, 96, 0, 5])));
+        p.listed(Source::Slices, |m| m.upsert_slice(slice("web", &[[10, 244, 1, 5]])));
+        assert_eq!(p.sync_once(false).await, Ok(true));
+        *nft.fail.lock() = true;
+        p.update(|m| m.upsert_service(svc("api", [10, 96, 0, 6])));
+        assert_eq!(p.sync_once(false).await, Err(()));
+        assert_eq!(metrics.sync_errors.load(std::sync::atomic::Ordering::Relaxed), 1);
+        *nft.fail.lock() = false;
+        // The change is still pending, and the kernel's table is unknown: a full write.
+        assert_eq!(p.sync_once(false).await, Ok(true));
+        let applied = nft.applied.lock().clone();
+        assert_eq!(applied.len(), 2);
+        assert!(applied[1].contains("delete table ip skiff") && applied[1].contains("10.96.0.6"));
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_changes_is_coalesced() {
+        let nft = Arc::new(FakeNft::default());
+        let cfg = SyncConfig {
+            min_interval: Duration::from_millis(300),
+            ..SyncConfig::default()
+        };
+        let (p, _) = proxier(nft.clone(), cfg);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(p.clone().run(stop.clone()));
+        p.listed(Source::Services, |m| m.upsert_service(svc("web", [10, 96, 0, 5])));
+        p.listed(Source::Slices, |m| m.upsert_slice(slice("web", &[[10, 244, 1, 1]])));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for i in 2..50u8 {
+            p.update(|m| m.upsert_slice(slice("web", &[[10, 244, 1, i]])));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let applied = nft.applied.lock().clone();
+        // The initial write, then the burst in at most two more (min_interval apart).
+        assert!((2..=3).contains(&applied.len()), "{} syncs", applied.len());
+        assert!(applied.last().is_some_and(|s| s.contains("dnat to 10.244.1.49:8080")));
+        stop.cancel();
+        run.await.expect("run ends");
+        // On the way out the table is removed.
+        assert_eq!(
+            nft.applied.lock().last().map(String::as_str),
+            Some(rules::teardown_script())
+        );
     }
 }

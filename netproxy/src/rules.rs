@@ -65,6 +65,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
+// Writing into a String cannot fail; discarding the fmt::Result once here
+// keeps the emitters readable.
+macro_rules! out {
+    ($dst:expr, $($arg:tt)*) => {
+        let _ = writeln!($dst, $($arg)*);
+    };
+}
+
 pub const TABLE: &str = "skiff";
 /// Packet mark bit meaning "masquerade this connection in postrouting".
 pub const MASQUERADE_MARK: u32 = 0x4000;
@@ -96,30 +104,218 @@ pub fn teardown_script() -> &'static str {
 
 /// Builds the full replacement script for `nft -f -`.
 pub fn render(model: &Model) -> Ruleset {
-    let mut plan = Plan::default();
-    if let Some(dns) = &model.dns {
-        for proto in [Protocol::Udp, Protocol::Tcp] {
-            plan.service_ips.insert((dns.vip, proto, 53), Verdict::Redirected);
-        }
-    }
-    let cidr = cidr_text(model.cluster_cidr);
-    for svc in model.services.values() {
-        if svc.cluster_ips.is_empty() {
-            continue;
-        }
-        plan.services += 1;
-        plan.cluster_ips.extend(svc.cluster_ips.iter().copied());
-        for port in &svc.ports {
-            plan.add_service_port(model, svc, port, &cidr);
-        }
-    }
-    let mut script = String::with_capacity(4096 + plan.chains.len() * 256);
-    write_script(&mut script, model, &plan);
+    let desired = Desired::of(model);
     Ruleset {
-        script,
-        services: plan.services,
-        endpoints: plan.endpoints,
-        chains: FIXED_CHAINS + plan.chains.len(),
+        script: desired.full_script(),
+        services: desired.services,
+        endpoints: desired.endpoints,
+        chains: desired.chains(),
+    }
+}
+
+/// Everything our table should hold, in a form two versions of which can be compared: the
+/// proxy keeps the last one it applied and sends the kernel only the difference
+/// ([`Desired::delta_script`]), so a changed EndpointSlice costs a few chains and elements,
+/// not the whole table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// Base chains and the fixed chains, as text: they change only with the node's
+    /// configuration, and then the whole table is rewritten.
+    fixed: String,
+    cluster_ips: BTreeSet<String>,
+    /// `service-ips`, `service-nodeports`, `no-endpoint-services`, `no-endpoint-nodeports`:
+    /// key -> verdict.
+    maps: [BTreeMap<String, String>; 4],
+    /// Affinity sets: name -> timeout.
+    sets: Vec<(String, u32)>,
+    /// Per service port and endpoint chains, in render order.
+    chains: Vec<(String, Vec<String>)>,
+    pub services: usize,
+    pub endpoints: usize,
+}
+
+const MAP_NAMES: [&str; 4] = [
+    "service-ips",
+    "service-nodeports",
+    "no-endpoint-services",
+    "no-endpoint-nodeports",
+];
+const SVC_KEY: &str = "ipv4_addr . inet_proto . inet_service : verdict";
+const NP_KEY: &str = "inet_proto . inet_service : verdict";
+
+impl Desired {
+    pub fn of(model: &Model) -> Desired {
+        let mut plan = Plan::default();
+        if let Some(dns) = &model.dns {
+            for proto in [Protocol::Udp, Protocol::Tcp] {
+                plan.service_ips.insert((dns.vip, proto, 53), Verdict::Redirected);
+            }
+        }
+        let cidr = cidr_text(model.cluster_cidr);
+        for svc in model.services.values() {
+            if svc.cluster_ips.is_empty() {
+                continue;
+            }
+            plan.services += 1;
+            plan.cluster_ips.extend(svc.cluster_ips.iter().copied());
+            for port in &svc.ports {
+                plan.add_service_port(model, svc, port, &cidr);
+            }
+        }
+        let mut maps: [BTreeMap<String, String>; 4] = Default::default();
+        for ((ip, proto, port), v) in &plan.service_ips {
+            let Some(verdict) = v.element() else { continue };
+            let i = if matches!(v, Verdict::Reject) { 2 } else { 0 };
+            maps[i].insert(format!("{ip} . {} . {port}", proto.nft_name()), verdict);
+        }
+        for ((proto, port), v) in &plan.node_ports {
+            let Some(verdict) = v.element() else { continue };
+            let i = if matches!(v, Verdict::Reject) { 3 } else { 1 };
+            maps[i].insert(format!("{} . {port}", proto.nft_name()), verdict);
+        }
+        let mut fixed = String::new();
+        write_fixed(&mut fixed, model);
+        Desired {
+            fixed,
+            cluster_ips: plan.cluster_ips.iter().map(|ip| ip.to_string()).collect(),
+            maps,
+            sets: plan.sets.iter().map(|s| (s.name.clone(), s.timeout)).collect(),
+            chains: plan.chains.into_iter().map(|c| (c.name, c.rules)).collect(),
+            services: plan.services,
+            endpoints: plan.endpoints,
+        }
+    }
+
+    /// All chains in the table, fixed ones included.
+    pub fn chains(&self) -> usize {
+        FIXED_CHAINS + self.chains.len()
+    }
+
+    /// The script that replaces the table wholesale.
+    pub fn full_script(&self) -> String {
+        let mut out = String::with_capacity(4096 + self.chains.len() * 256);
+        out!(out, "add table ip {TABLE}");
+        out!(out, "delete table ip {TABLE}");
+        out!(out, "table ip {TABLE} {{");
+        let ips: Vec<String> = self.cluster_ips.iter().cloned().collect();
+        write_collection(&mut out, "set", "cluster-ips", "ipv4_addr", &ips);
+        for (i, name) in MAP_NAMES.iter().enumerate() {
+            let key = if i % 2 == 0 { SVC_KEY } else { NP_KEY };
+            let elements: Vec<String> = self.maps[i].iter().map(|(k, v)| format!("{k} : {v}")).collect();
+            write_collection(&mut out, "map", name, key, &elements);
+        }
+        for (name, timeout) in &self.sets {
+            out!(out, "\tset {name} {{");
+            out!(out, "\t\ttype ipv4_addr");
+            out!(out, "\t\tflags dynamic,timeout");
+            out!(out, "\t\ttimeout {timeout}s");
+            out!(out, "\t}}");
+        }
+        out.push_str(&self.fixed);
+        for (name, rules) in &self.chains {
+            write_chain(&mut out, name, rules);
+        }
+        out!(out, "}}");
+        out
+    }
+
+    /// The commands that turn the table `prev` describes into this one, as one transaction;
+    /// empty when nothing changed. None when the difference is not worth expressing (the
+    /// node's configuration or an affinity timeout changed): write [`Self::full_script`].
+    ///
+    /// Order matters inside the transaction: map elements that point at chains about to go
+    /// are deleted first; new sets and chains are declared before rules use them; changed
+    /// chains are flushed and refilled; stale chains are flushed (they may point at each
+    /// other) and only then deleted, with their sets last.
+    pub fn delta_script(&self, prev: &Desired) -> Option<String> {
+        if self.fixed != prev.fixed {
+            return None;
+        }
+        let prev_sets: BTreeMap<&str, u32> = prev.sets.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        let next_sets: BTreeMap<&str, u32> = self.sets.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        if next_sets.iter().any(|(n, t)| prev_sets.get(n).is_some_and(|p| p != t)) {
+            return None;
+        }
+        let prev_chains: BTreeMap<&str, &Vec<String>> = prev.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        let next_chains: BTreeMap<&str, &Vec<String>> = self.chains.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        let mut out = String::new();
+        // 1. Elements that go or change, and cluster IPs that go.
+        for (i, name) in MAP_NAMES.iter().enumerate() {
+            let stale: Vec<&str> = prev.maps[i]
+                .iter()
+                .filter(|(k, v)| self.maps[i].get(*k) != Some(*v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            elements_command(&mut out, "delete", name, &stale);
+        }
+        let gone: Vec<&str> = prev
+            .cluster_ips
+            .difference(&self.cluster_ips)
+            .map(String::as_str)
+            .collect();
+        elements_command(&mut out, "delete", "cluster-ips", &gone);
+        // 2. New sets and chains, empty.
+        for (name, timeout) in self.sets.iter().filter(|(n, _)| !prev_sets.contains_key(n.as_str())) {
+            out!(
+                out,
+                "add set ip {TABLE} {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
+            );
+        }
+        for (name, _) in self
+            .chains
+            .iter()
+            .filter(|(n, _)| !prev_chains.contains_key(n.as_str()))
+        {
+            out!(out, "add chain ip {TABLE} {name}");
+        }
+        // 3. Changed and stale chains emptied, new and changed ones filled.
+        for (name, rules) in &prev.chains {
+            if next_chains.get(name.as_str()) != Some(&rules) {
+                out!(out, "flush chain ip {TABLE} {name}");
+            }
+        }
+        for (name, rules) in &self.chains {
+            if prev_chains.get(name.as_str()) != Some(&rules) {
+                for rule in rules {
+                    out!(out, "add rule ip {TABLE} {name} {rule}");
+                }
+            }
+        }
+        // 4. Elements that are new or changed, and new cluster IPs.
+        for (i, name) in MAP_NAMES.iter().enumerate() {
+            let fresh: Vec<String> = self.maps[i]
+                .iter()
+                .filter(|(k, v)| prev.maps[i].get(*k) != Some(*v))
+                .map(|(k, v)| format!("{k} : {v}"))
+                .collect();
+            let fresh: Vec<&str> = fresh.iter().map(String::as_str).collect();
+            elements_command(&mut out, "add", name, &fresh);
+        }
+        let new_ips: Vec<&str> = self
+            .cluster_ips
+            .difference(&prev.cluster_ips)
+            .map(String::as_str)
+            .collect();
+        elements_command(&mut out, "add", "cluster-ips", &new_ips);
+        // 5. Stale chains and sets deleted.
+        for (name, _) in prev
+            .chains
+            .iter()
+            .filter(|(n, _)| !next_chains.contains_key(n.as_str()))
+        {
+            out!(out, "delete chain ip {TABLE} {name}");
+        }
+        for (name, _) in prev.sets.iter().filter(|(n, _)| !next_sets.contains_key(n.as_str())) {
+            out!(out, "delete set ip {TABLE} {name}");
+        }
+        Some(out)
+    }
+}
+
+/// `add element ip skiff NAME { a, b }` (or delete); nothing for no elements.
+fn elements_command(out: &mut String, verb: &str, name: &str, elements: &[&str]) {
+    if !elements.is_empty() {
+        out!(out, "{verb} element ip {TABLE} {name} {{ {} }}", elements.join(", "));
     }
 }
 
@@ -412,57 +608,8 @@ fn cidr_text((ip, prefix): (Ipv4Addr, u8)) -> String {
 
 // ---- text output -------------------------------------------------------------
 
-// Writing into a String cannot fail; discarding the fmt::Result once here
-// keeps the emitters readable.
-macro_rules! out {
-    ($dst:expr, $($arg:tt)*) => {
-        let _ = writeln!($dst, $($arg)*);
-    };
-}
-
-fn write_script(out: &mut String, model: &Model, plan: &Plan) {
-    out!(out, "add table ip {TABLE}");
-    out!(out, "delete table ip {TABLE}");
-    out!(out, "table ip {TABLE} {{");
-
-    let ips: Vec<String> = plan.cluster_ips.iter().map(|ip| ip.to_string()).collect();
-    write_collection(out, "set", "cluster-ips", "ipv4_addr", &ips);
-
-    let mut svc_ok = Vec::new();
-    let mut svc_none = Vec::new();
-    for ((ip, proto, port), v) in &plan.service_ips {
-        let Some(verdict) = v.element() else { continue };
-        let list = match v {
-            Verdict::Reject => &mut svc_none,
-            _ => &mut svc_ok,
-        };
-        list.push(format!("{ip} . {} . {port} : {verdict}", proto.nft_name()));
-    }
-    let mut np_ok = Vec::new();
-    let mut np_none = Vec::new();
-    for ((proto, port), v) in &plan.node_ports {
-        let Some(verdict) = v.element() else { continue };
-        let list = match v {
-            Verdict::Reject => &mut np_none,
-            _ => &mut np_ok,
-        };
-        list.push(format!("{} . {port} : {verdict}", proto.nft_name()));
-    }
-    let svc_key = "ipv4_addr . inet_proto . inet_service : verdict";
-    let np_key = "inet_proto . inet_service : verdict";
-    write_collection(out, "map", "service-ips", svc_key, &svc_ok);
-    write_collection(out, "map", "service-nodeports", np_key, &np_ok);
-    write_collection(out, "map", "no-endpoint-services", svc_key, &svc_none);
-    write_collection(out, "map", "no-endpoint-nodeports", np_key, &np_none);
-
-    for set in &plan.sets {
-        out!(out, "\tset {} {{", set.name);
-        out!(out, "\t\ttype ipv4_addr");
-        out!(out, "\t\tflags dynamic,timeout");
-        out!(out, "\t\ttimeout {}s", set.timeout);
-        out!(out, "\t}}");
-    }
-
+/// The base chains (hooks) and the fixed chains every table has.
+fn write_fixed(out: &mut String, model: &Model) {
     let base = |out: &mut String, name: &str, hook: &str, rules: &[&str]| {
         out!(out, "\tchain {name} {{");
         out!(out, "\t\t{hook}");
@@ -570,11 +717,6 @@ fn write_script(out: &mut String, model: &Model, plan: &Plan) {
             "reject".to_string(),
         ],
     );
-
-    for chain in &plan.chains {
-        write_chain(out, &chain.name, &chain.rules);
-    }
-    out!(out, "}}");
 }
 
 fn write_chain(out: &mut String, name: &str, rules: &[String]) {

@@ -750,11 +750,10 @@ print(" ".join(res))
     );
 }
 
-/// Not a check: prints the size and apply time for 1,000 services with 10
-/// endpoints each. Run with `cargo test -- --ignored --nocapture scale`.
+/// 1,000 services with 10 endpoints each: the kernel accepts the table and its wholesale
+/// replacement (size and times printed with `--nocapture`; `bench/netproxy.sh` measures).
 #[test]
-#[ignore]
-fn scale_report() {
+fn a_table_of_ten_thousand_endpoints_applies_and_replaces() {
     let mut m = model();
     for i in 0..1000u32 {
         let mut s = svc(
@@ -822,3 +821,6 @@ fn affinity_with_one_endpoint_still_records_clients() {
     );
     assert!(block(&r.script, &format!("set {set}")).contains(&"timeout 30s"));
 }
+
+#[path = "delta_tests.rs"]
+mod delta;
