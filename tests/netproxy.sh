@@ -6,7 +6,8 @@
 # port); a client pod on the other node reaches the ClusterIP and, over many requests, all
 # three backends; the same by DNS name (full and short); scaled to 1, the node's rules follow
 # within a second; a NodePort answers on both nodes' addresses from outside the cluster; a
-# service without endpoints is refused at once; the rules are in table `ip skiff` and the proxy
+# service without endpoints is refused at once; the `kubernetes` service lists the masters and
+# a pod reaches them through it; the rules are in table `ip skiff` and the proxy
 # reports its syncs on /metrics; a stopped agent removes its table.
 #
 # Env: SKIFF_BIN, KEEP_TMP=1.
@@ -120,6 +121,22 @@ check_match "a node port is allocated from 30000-32767" '^(3[0-1][0-9]{3}|32[0-6
     "$(jp service auto -o jsonpath='{.spec.ports[0].nodePort}')"
 check_match "a taken node port is refused, naming the field" 'spec.ports\[0\].nodePort.*already allocated' \
     "$(k create service nodeport dup --tcp=80:8080 --node-port=30080 2>&1 || true)"
+
+# -------------------------------------------------- the kubernetes service --
+check_eq "the kubernetes service is 10.96.0.1:443" "10.96.0.1 443" \
+    "$(jp service kubernetes -o jsonpath='{.spec.clusterIP} {.spec.ports[0].port}')"
+masters_listed() { [ "$(jp endpointslice kubernetes -o jsonpath='{.endpoints[*].addresses[0]}' | wc -w)" = 3 ]; }
+wait_for 30 masters_listed || true
+check_eq "its endpoints are the three masters' API addresses" "$NET.1 $NET.2 $NET.3" \
+    "$(jp endpointslice kubernetes -o jsonpath='{.endpoints[*].addresses[0]}' | tr ' ' '\n' | sort | xargs)"
+# The masters' host routes the pod CIDRs back to the nodes (masters are not nodes here).
+ip -n "$NS_M" route add "$(jp node n1 -o jsonpath='{.spec.podCIDR}')" via "$NET.11"
+ip -n "$NS_M" route add "$(jp node n2 -o jsonpath='{.spec.podCIDR}')" via "$NET.12"
+# Plain HTTP to the TLS port: the handshake fails, but only after the connection was made.
+client c-api n1 "busybox timeout 5 busybox wget -q -O - http://10.96.0.1:443/ 2>&1; echo rc=\$?"
+OUT=$(pod_out n1 c-api)
+check_match "a pod reaches the API servers at 10.96.0.1:443 (connected; TLS refuses plain HTTP)" \
+    'error getting response' "$OUT"
 
 # ---------------------------------------------------------- no endpoints --
 EMPTY=$(jp service empty -o jsonpath='{.spec.clusterIP}')

@@ -28,6 +28,7 @@
 //! - `controllers/`: ReplicaSet and Deployment controllers, garbage collection of their dependents.
 //! - `binding`: a pod's binding to a node (pods/binding and the scheduler).
 //! - `server`: start-up on a master (CA adoption, system namespaces, serving).
+//! - `master_endpoints`: the `kubernetes` service and its endpoints (the API servers).
 //! - `error`: `metav1.Status` errors.
 
 // `ApiError` carries the whole `metav1.Status` (details, causes) by value: it is built once per
@@ -47,6 +48,7 @@ pub mod error;
 pub mod informer;
 pub mod leader;
 pub mod loadgen;
+pub mod master_endpoints;
 pub mod meta;
 pub mod openapi;
 pub mod patch;

@@ -286,6 +286,11 @@ pub async fn start(
         }
     }
 
+    tokio::spawn(crate::master_endpoints::run(
+        storage.clone(),
+        cfg.advertise.clone(),
+        shutdown.clone(),
+    ));
     let sa_key = Arc::new(
         crate::serviceaccount::adopt_key(&storage)
             .await
