@@ -672,7 +672,7 @@ mod tests {
     }
 
     #[test]
-    fn components_get_their_roles_and_kubelets_get_none_from_rbac() {
+    fn components_get_their_roles_and_kubelets_only_the_proxiers() {
         let p = policy();
         let scheduler = User::new("system:kube-scheduler", &["system:authenticated"]);
         let bind = Attributes::resource(scheduler.clone(), "create", "", "pods", "ns").with_subresource("binding");
@@ -689,7 +689,12 @@ mod tests {
         assert!(can(&p, &dns, "list", "", "services", ""));
         let sa = User::service_account("default", "app");
         assert!(can_get(&p, &sa, "/openid/v1/jwks"));
+        // Nodes get only the proxier's read rules from RBAC (skiff's agent runs the proxy);
+        // the rest of what a kubelet may do is the Node authorizer's.
         let kubelet = User::new("system:node:n1", &["system:nodes"]);
-        assert!(!can(&p, &kubelet, "get", "", "nodes", ""));
+        assert!(can(&p, &kubelet, "watch", "discovery.k8s.io", "endpointslices", ""));
+        assert!(!can(&p, &kubelet, "create", "", "pods", "ns"));
+        assert!(!can(&p, &kubelet, "get", "", "secrets", "ns"));
+        assert!(!can(&p, &kubelet, "update", "", "nodes", ""));
     }
 }
