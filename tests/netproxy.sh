@@ -122,6 +122,12 @@ check_match "a node port is allocated from 30000-32767" '^(3[0-1][0-9]{3}|32[0-6
 check_match "a taken node port is refused, naming the field" 'spec.ports\[0\].nodePort.*already allocated' \
     "$(k create service nodeport dup --tcp=80:8080 --node-port=30080 2>&1 || true)"
 
+etcd_keys() { inm env ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:2379 get --prefix "$1" --keys-only | grep -c . || true; }
+SVC_IPS=$(k get svc -A -o jsonpath='{range .items[*]}{.spec.clusterIP}{"\n"}{end}' | grep -c '^[0-9]' || true)
+check_eq "one cluster IP reservation per service (the refused create left none)" "$SVC_IPS" \
+    "$(etcd_keys /registry/skiff/serviceips/)"
+check_eq "one node port reservation per node port in use" 2 "$(etcd_keys /registry/skiff/nodeports/)"
+
 # -------------------------------------------------- the kubernetes service --
 check_eq "the kubernetes service is 10.96.0.1:443" "10.96.0.1 443" \
     "$(jp service kubernetes -o jsonpath='{.spec.clusterIP} {.spec.ports[0].port}')"

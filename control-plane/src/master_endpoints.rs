@@ -21,8 +21,7 @@ const PREFIX: &str = "/registry/masterleases/";
 const RENEW: Duration = Duration::from_secs(10);
 /// A master that stops renewing for this long goes from the endpoints.
 const LEASE_TTL: i64 = 45;
-/// The `kubernetes` service's address: the first of the service CIDR.
-pub const KUBERNETES_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
+use crate::api::service_alloc::{reserve, IP_PREFIX, KUBERNETES_IP, KUBERNETES_OWNER};
 
 /// The masters, `(ip, port)` sorted, from their records (malformed ones left out).
 pub fn live_masters(records: &[(String, Vec<u8>)]) -> Vec<(Ipv4Addr, u16)> {
@@ -147,13 +146,12 @@ async fn reconcile(storage: &Storage, lease: &mut Option<i64>, ip: Ipv4Addr, por
         .await?
         .is_none()
     {
-        // The address is reserved like any other service's, so nobody else gets it.
-        let _ = storage
-            .put_if_absent(
-                &format!("/registry/skiff/serviceips/{KUBERNETES_IP}"),
-                b"default/kubernetes".to_vec(),
-            )
-            .await?;
+        // The address is reserved like any other service's (the allocator also refuses it to
+        // anyone else).
+        if !reserve(storage, &format!("{IP_PREFIX}{KUBERNETES_IP}"), KUBERNETES_OWNER).await? {
+            tracing::warn!("10.96.0.1 is held by another service: the kubernetes service is not created");
+            return Ok(());
+        }
         put_object(storage, services, service(), &["spec"]).await?;
     }
     let (_, resp) = storage
@@ -195,7 +193,13 @@ pub async fn run(storage: Storage, advertise: String, shutdown: CancellationToke
             tracing::debug!(error = %e, "updating the kubernetes service's endpoints");
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                // Out of the endpoints at once rather than when the lease runs out.
+                if let Some(id) = lease {
+                    let _ = storage.store().lease_revoke(id).await;
+                }
+                return;
+            }
             _ = tokio::time::sleep(RENEW) => {}
         }
     }

@@ -428,6 +428,21 @@ impl Storage {
         Ok(succeeded(&result))
     }
 
+    /// Deletes `key` if it still holds `value` (a reservation released by its owner only).
+    pub async fn delete_if_value(&self, key: &str, value: &[u8]) -> ApiResult<bool> {
+        let (_, result) = self
+            .write(WriteOp::Txn(TxnRequest {
+                compare: vec![cmp(key, CompareResult::Equal, CompareTarget::Value(value.to_vec()))],
+                success: vec![RequestOp::DeleteRange(DeleteRangeRequest {
+                    key: key.as_bytes().to_vec(),
+                    ..Default::default()
+                })],
+                failure: vec![],
+            }))
+            .await?;
+        Ok(succeeded(&result))
+    }
+
     /// The raw value at `key` (linearizable).
     pub async fn get_raw(&self, key: &str) -> ApiResult<Option<Vec<u8>>> {
         let (_, resp) = self

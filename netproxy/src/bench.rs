@@ -136,6 +136,14 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 /// Writes the table whole, then measures `changes` endpoint changes; leaves the table in place
 /// (the caller's namespace goes away, or it runs `skiff bench proxy` again).
 pub async fn rules(opts: RulesOptions) -> Result<RulesReport, String> {
+    // It writes the proxy's own table: never in the host's namespace, where a real proxy's
+    // rules may live.
+    let ns = |p: &str| std::fs::read_link(p).ok();
+    if ns("/proc/self/ns/net").is_none() || ns("/proc/self/ns/net") == ns("/proc/1/ns/net") {
+        return Err("run `skiff bench proxy rules` in a network namespace of its own \
+                    (unshare --net, ip netns exec): it replaces table ip skiff"
+            .to_string());
+    }
     let services = opts.services.clamp(1, 20_000);
     let endpoints = opts.endpoints.clamp(1, 15);
     let changes = opts.changes.min(10_000);

@@ -1,7 +1,8 @@
 //! netproxy, skiff's kube-proxy: makes Services reach their pods. It follows Services and
-//! EndpointSlices, keeps them in a local [`model::Model`], renders the whole nftables ruleset
-//! from it with pure code ([`rules`]) and applies it as one atomic transaction (table
-//! `ip skiff`, laid out like kube-proxy's nftables mode). It also answers cluster DNS for pods
+//! EndpointSlices, keeps them in a local [`model::Model`], computes the whole nftables table
+//! from it with pure code ([`rules`]) and applies the difference from the last one (or the
+//! whole table) as one atomic transaction (table `ip skiff`, laid out like kube-proxy's
+//! nftables mode). It also answers cluster DNS for pods
 //! (`<service>.<namespace>.svc.cluster.local`), reached through the cluster DNS address
 //! (10.96.0.10), which the ruleset redirects to this node's DNS server.
 //!

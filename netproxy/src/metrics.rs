@@ -78,7 +78,7 @@ impl Metrics {
         );
         counter(
             "skiff_netproxy_services",
-            "Service ports with rules in the last ruleset.",
+            "Services with rules in the last ruleset.",
             "gauge",
             self.services.load(Ordering::Relaxed),
         );
@@ -131,7 +131,11 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: Cancellat
             _ = stop.cancelled() => return,
             c = listener.accept() => c,
         };
-        let Ok((mut sock, _)) = conn else { continue };
+        let Ok((mut sock, _)) = conn else {
+            // Out of descriptors, say: pause rather than spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];

@@ -9,8 +9,9 @@
 //! How parsing treats bad input:
 //! - A malformed *object* (missing name, port out of range, a field of the
 //!   wrong JSON type) is an error naming the field, e.g.
-//!   `spec.ports[1].port: must be 1-65535`, so the caller can report it and
-//!   keep whatever version of that object it had before.
+//!   `spec.ports[1].port: must be 1-65535`, so the caller can report it (the
+//!   proxy's watcher then drops its rules: an object turned unusable must not
+//!   keep routing by its old version).
 //! - Things a proxy simply cannot use are dropped without failing the whole
 //!   object, the way kube-proxy does: ports whose protocol is not TCP/UDP,
 //!   IPv6 cluster IPs, endpoints whose address does not parse, slices of an
@@ -561,14 +562,7 @@ impl Model {
         // address, the slice with the smaller name decides the node.
         let mut ready: BTreeMap<(Ipv4Addr, u16), Option<String>> = BTreeMap::new();
         let mut fallback: BTreeMap<(Ipv4Addr, u16), Option<String>> = BTreeMap::new();
-        let from = (svc.namespace.clone(), String::new());
-        let slices = self
-            .slices
-            .range(from..)
-            .take_while(|((ns, _), _)| *ns == svc.namespace)
-            .map(|(_, s)| s)
-            .filter(|s| s.service == svc.name);
-        for slice in slices {
+        for slice in self.slices_of(&svc.namespace, &svc.name) {
             let Some(sp) = slice
                 .ports
                 .iter()

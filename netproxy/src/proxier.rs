@@ -18,6 +18,9 @@ use crate::model::Model;
 use crate::nft::Nft;
 use crate::rules::{self, Desired};
 
+/// The longest pause between retries of a failing sync.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
 /// How often the proxy may sync, and how often it must.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
@@ -116,15 +119,20 @@ impl Proxier {
         self.state.lock().model.clone()
     }
 
-    /// Syncs until `stop`, then removes the table.
+    /// Syncs until `stop`, then removes the table. After a failure one retry is scheduled, with
+    /// a backoff doubling to 30 s; changes meanwhile wait for it (they are in the model).
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut last_sync: Option<Instant> = None;
         let mut next_resync = tokio::time::Instant::now() + self.cfg.resync;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut backoff = self.cfg.retry;
         loop {
             let mut force = false;
+            let retry = retry_at;
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified(), if retry.is_none() => {}
+                _ = tokio::time::sleep_until(retry.unwrap_or(next_resync)), if retry.is_some() => {}
                 _ = tokio::time::sleep_until(next_resync) => force = true,
             }
             if let Some(at) = last_sync {
@@ -139,17 +147,16 @@ impl Proxier {
             if force {
                 next_resync = tokio::time::Instant::now() + self.cfg.resync;
             }
-            match self.sync_once(force).await {
-                Ok(true) => last_sync = Some(Instant::now()),
-                Ok(false) => {}
+            let result = self.sync_once(force).await;
+            last_sync = Some(Instant::now());
+            match result {
+                Ok(_) => {
+                    backoff = self.cfg.retry;
+                    retry_at = None;
+                }
                 Err(()) => {
-                    // The change stays dirty; try again after a pause.
-                    let me = self.clone();
-                    let retry = self.cfg.retry;
-                    tokio::spawn(async move {
-                        tokio::time::sleep(retry).await;
-                        me.wake.notify_one();
-                    });
+                    retry_at = Some(tokio::time::Instant::now() + backoff);
+                    backoff = (backoff * 2).min(MAX_RETRY);
                 }
             }
         }
@@ -347,6 +354,36 @@ mod tests {
         let applied = nft.applied.lock().clone();
         assert_eq!(applied.len(), 2);
         assert!(applied[1].contains("delete table ip skiff") && applied[1].contains("10.96.0.6"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_kernel_is_retried_with_backoff_not_per_change() {
+        let nft = Arc::new(FakeNft::default());
+        *nft.fail.lock() = true;
+        let cfg = SyncConfig {
+            min_interval: Duration::from_millis(5),
+            retry: Duration::from_millis(100),
+            ..SyncConfig::default()
+        };
+        let (p, metrics) = proxier(nft.clone(), cfg);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(p.clone().run(stop.clone()));
+        p.listed(Source::Services, |m| m.upsert_service(svc("web", [10, 96, 0, 5])));
+        p.listed(Source::Slices, |m| m.upsert_slice(slice("web", &[[10, 244, 1, 1]])));
+        for i in 2..60u8 {
+            p.update(|m| m.upsert_slice(slice("web", &[[10, 244, 1, i]])));
+            tokio::time::sleep(Duration::from_millis(7)).await;
+        }
+        // Attempts at about 0, 100 and 300 ms (backoff doubling), not one per change.
+        let errors = metrics.sync_errors.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((2..=4).contains(&errors), "{errors} failed attempts");
+        *nft.fail.lock() = false;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let applied = nft.applied.lock().clone();
+        assert_eq!(applied.len(), 1, "one full write once the kernel takes it");
+        assert!(applied[0].contains("delete table ip skiff") && applied[0].contains("dnat to 10.244.1.59:8080"));
+        stop.cancel();
+        run.await.expect("run ends");
     }
 
     #[tokio::test]

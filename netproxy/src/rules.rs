@@ -1,9 +1,13 @@
-//! Renders a [`Model`] into one nftables script for `nft -f -`.
+//! Renders a [`Model`] into nftables scripts for `nft -f -`: the whole table
+//! ([`Desired::full_script`]) or the difference from the table last applied
+//! ([`Desired::delta_script`]).
 //!
-//! Why one script that deletes and recreates `table ip skiff`: nft runs a
-//! file as a single kernel transaction, so the old and the new ruleset are
-//! swapped atomically (no window where a Service is missing), and we never
-//! have to diff against kernel state. The leading `add table` makes the
+//! Why scripts: nft runs a file as a single kernel transaction, so the old
+//! and the new ruleset are swapped atomically (no window where a Service is
+//! missing). The full script deletes and recreates `table ip skiff`, so it
+//! needs no knowledge of kernel state (first sync, resync, after a failure);
+//! a delta trusts that the kernel holds what was last applied, and only
+//! touches the chains and elements that changed. The leading `add table` makes the
 //! `delete` valid when the table does not exist yet; `nft` expands the table
 //! block into chains, then sets/maps with their elements, then rules, so the
 //! order of declarations inside the block does not matter to it.
@@ -640,12 +644,28 @@ fn write_fixed(out: &mut String, model: &Model) {
         "ct state new ip daddr != {LOOPBACK} fib daddr type local \
          meta l4proto . th dport vmap @no-endpoint-nodeports"
     );
+    // The cluster DNS server listens on a node address and forwards what is not ours: it
+    // answers pods (through the redirect) and the node itself, not the world (an open
+    // resolver on a public address is an amplifier).
+    let dns_guard = model.dns.as_ref().map(|dns| {
+        let mut allowed: Vec<String> = vec![cidr_text(model.cluster_cidr), LOOPBACK.to_string()];
+        allowed.extend(model.node_ips.iter().chain([dns.target.ip()]).map(|ip| ip.to_string()));
+        allowed.dedup();
+        format!(
+            "ip daddr {} meta l4proto {{ tcp, udp }} th dport {} ip saddr != {{ {} }} drop",
+            dns.target.ip(),
+            dns.target.port(),
+            allowed.join(", ")
+        )
+    });
+    let mut input: Vec<&str> = dns_guard.iter().map(String::as_str).collect();
     // Node ports are local destinations, so only the input hook sees them.
+    input.extend([nodeport_reject.as_str(), "ct state new jump endpoints-check"]);
     base(
         out,
         "filter-input",
         "type filter hook input priority -110; policy accept;",
-        &[&nodeport_reject, "ct state new jump endpoints-check"],
+        &input,
     );
     // Prerouting, not forward: a node without a route for the service range (no default
     // route) would drop the packet as unroutable before the forward hook, and the client

@@ -441,6 +441,11 @@ fn dns_redirect_comes_first_and_owns_port_53() {
     let none = block(&r.script, "map no-endpoint-services");
     assert!(none.contains(&"10.96.0.10 . tcp . 9153 : goto reject-chain"));
     assert!(none.iter().all(|l| !l.contains(". 53 :")), "{none:?}");
+    // The DNS server answers pods and the node only.
+    assert_eq!(
+        block(&r.script, "chain filter-input")[1],
+        "ip daddr 10.0.0.1 meta l4proto { tcp, udp } th dport 53 ip saddr != { 10.244.0.0/16, 127.0.0.0/8, 10.0.0.1 } drop"
+    );
 }
 
 #[test]

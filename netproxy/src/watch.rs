@@ -116,6 +116,7 @@ pub async fn follow(client: Arc<KubeClient>, kind: Kind, proxier: Arc<Proxier>, 
                 }
             }
         };
+        let started = std::time::Instant::now();
         let mut events = match client.watch::<Value>(kind.path(), &rv).await {
             Ok(ev) => ev,
             Err(e) => {
@@ -131,8 +132,17 @@ pub async fn follow(client: Arc<KubeClient>, kind: Kind, proxier: Arc<Proxier>, 
                 _ = stop.cancelled() => return,
                 ev = events.recv() => ev,
             };
-            // A closed stream or an error (410 Gone after compaction included): list again.
-            let Some(Ok(ev)) = ev else { break };
+            // A closed stream or an error (410 Gone after compaction included): list again,
+            // after a pause if the watch did not last (no list+watch spin).
+            let Some(Ok(ev)) = ev else {
+                if started.elapsed() < Duration::from_secs(1) {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                break;
+            };
             let key = key_of(&ev.object);
             match ev.kind.as_str() {
                 "BOOKMARK" => {}

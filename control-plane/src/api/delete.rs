@@ -140,7 +140,12 @@ async fn orphan_and_delete(
     // Its controller may still be writing its status: retry on a moved resourceVersion.
     for _ in 0..5 {
         match st.storage.delete(t.res, Some(ns), name, current.rv).await {
-            Ok(_) => return Ok((StatusCode::OK, for_response(t.res, &current))),
+            Ok(_) => {
+                if t.res.kind == "Service" && t.res.group.is_empty() {
+                    super::service_alloc::release_unused(st, &current.obj, None).await;
+                }
+                return Ok((StatusCode::OK, for_response(t.res, &current)));
+            }
             Err(e) => match reread(e).await? {
                 Some(fresh) => current = fresh,
                 None => return Ok((StatusCode::OK, for_response(t.res, &current))),
@@ -318,7 +323,13 @@ async fn delete_one(
         return Ok((StatusCode::OK, for_response(t.res, &current)));
     }
     if t.res.kind == "Namespace" && t.res.group.is_empty() {
+        // The namespace's services go with it: their cluster IPs and node ports too.
+        let services = crate::registry::services().list_prefix(Some(name));
+        let doomed = st.storage.list(&crate::storage::ListSpec::all(&services), None).await?;
         st.storage.delete_namespace_tree(name, current.rv).await?;
+        for svc in &doomed.items {
+            super::service_alloc::release_unused(st, &svc.obj, None).await;
+        }
     } else {
         st.storage
             .delete(t.res, t.namespace.as_deref(), name, current.rv)

@@ -8,7 +8,7 @@ pub mod delete;
 pub mod metrics;
 mod read;
 pub mod request;
-mod service_alloc;
+pub mod service_alloc;
 mod subresource;
 mod watch;
 pub mod write;

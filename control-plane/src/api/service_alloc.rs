@@ -13,13 +13,17 @@ use serde_json::{json, Value};
 use super::ApiState;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::meta;
+use crate::storage::Storage;
 
 /// The default service CIDR, 10.96.0.0/16; .0.0 and .0.1 (the `kubernetes` service) are kept.
 const SERVICE_NET: u32 = u32::from_be_bytes([10, 96, 0, 0]);
 const SERVICE_SIZE: u32 = 1 << 16;
 /// 10.96.0.10, the cluster DNS address pods get in /etc/resolv.conf: never handed out at random.
 const DNS_OFFSET: u32 = 10;
-const IP_PREFIX: &str = "/registry/skiff/serviceips/";
+pub const IP_PREFIX: &str = "/registry/skiff/serviceips/";
+/// The `kubernetes` service's own address, 10.96.0.1, and its owner.
+pub const KUBERNETES_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
+pub const KUBERNETES_OWNER: &str = "default/kubernetes";
 /// Kubernetes' default node port range, 30000-32767.
 const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 const PORT_PREFIX: &str = "/registry/skiff/nodeports/";
@@ -39,19 +43,16 @@ fn invalid(obj: &Value, cause: Cause) -> ApiError {
 }
 
 /// Reserves `key` for `owner`; true also when `owner` already holds it.
-async fn reserve(st: &Arc<ApiState>, key: &str, owner: &str) -> ApiResult<bool> {
-    if st.storage.put_if_absent(key, owner.as_bytes().to_vec()).await? {
+pub async fn reserve(storage: &Storage, key: &str, owner: &str) -> ApiResult<bool> {
+    if storage.put_if_absent(key, owner.as_bytes().to_vec()).await? {
         return Ok(true);
     }
-    Ok(st.storage.get_raw(key).await?.as_deref() == Some(owner.as_bytes()))
+    Ok(storage.get_raw(key).await?.as_deref() == Some(owner.as_bytes()))
 }
 
-async fn release(st: &Arc<ApiState>, key: String) {
-    let op = raft_store::mvcc::WriteOp::DeleteRange(raft_store::mvcc::DeleteRangeRequest {
-        key: key.clone().into_bytes(),
-        ..Default::default()
-    });
-    if let Err(e) = st.storage.store().write(op).await {
+/// Frees `key` if `owner` holds it: a service never frees what another one holds.
+async fn release(st: &Arc<ApiState>, key: String, owner: &str) {
+    if let Err(e) = st.storage.delete_if_value(&key, owner.as_bytes()).await {
         tracing::warn!(key, error = %e, "could not release a service reservation");
     }
 }
@@ -100,6 +101,13 @@ pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: b
             )
         })?;
         let n = u32::from(ip).wrapping_sub(SERVICE_NET);
+        // .0 is the network; .1 belongs to the `kubernetes` service alone.
+        if (ip == KUBERNETES_IP && owner != KUBERNETES_OWNER) || n == 0 {
+            return Err(invalid(
+                obj,
+                Cause::invalid("spec.clusterIPs", &given, "provided IP is reserved for the cluster"),
+            ));
+        }
         if n >= SERVICE_SIZE {
             return Err(invalid(
                 obj,
@@ -110,7 +118,7 @@ pub async fn allocate_cluster_ip(st: &Arc<ApiState>, obj: &mut Value, dry_run: b
                 ),
             ));
         }
-        if !dry_run && !reserve(st, &format!("{IP_PREFIX}{given}"), &owner).await? {
+        if !dry_run && !reserve(&st.storage, &format!("{IP_PREFIX}{given}"), &owner).await? {
             return Err(invalid(
                 obj,
                 Cause::invalid(
@@ -233,7 +241,10 @@ pub async fn allocate_node_ports(
                         "provided port is not in the valid range. The range of valid ports is 30000-32767",
                     ))
                 })?;
-            if !dry_run && !held.contains(&port) && !reserve(st, &format!("{PORT_PREFIX}{port}"), &owner).await? {
+            if !dry_run
+                && !held.contains(&port)
+                && !reserve(&st.storage, &format!("{PORT_PREFIX}{port}"), &owner).await?
+            {
                 return Err(fail(Cause::invalid(
                     &field,
                     &requested.to_string(),
@@ -248,7 +259,7 @@ pub async fn allocate_node_ports(
                 if taken.contains(&n) {
                     continue;
                 }
-                if dry_run || reserve(st, &format!("{PORT_PREFIX}{n}"), &owner).await? {
+                if dry_run || reserve(&st.storage, &format!("{PORT_PREFIX}{n}"), &owner).await? {
                     picked = Some(n);
                     break;
                 }
@@ -262,8 +273,11 @@ pub async fn allocate_node_ports(
 }
 
 /// Frees what `old` held and `new` (the service after an update; None after a delete) no
-/// longer uses.
+/// longer uses. Also the way back from a failed write: `old` is then what was reserved for
+/// it, `new` the service as stored before (None for a create). Only reservations `old`'s
+/// owner holds are freed.
 pub async fn release_unused(st: &Arc<ApiState>, old: &Value, new: Option<&Value>) {
+    let owner = owner_of(old);
     let ip = |o: &Value| {
         o.pointer("/spec/clusterIP")
             .and_then(Value::as_str)
@@ -272,12 +286,12 @@ pub async fn release_unused(st: &Arc<ApiState>, old: &Value, new: Option<&Value>
     };
     if let Some(old_ip) = ip(old) {
         if new.and_then(ip).as_deref() != Some(old_ip.as_str()) {
-            release(st, format!("{IP_PREFIX}{old_ip}")).await;
+            release(st, format!("{IP_PREFIX}{old_ip}"), &owner).await;
         }
     }
     let keep = new.map(node_ports_of).unwrap_or_default();
     for port in node_ports_of(old).difference(&keep) {
-        release(st, format!("{PORT_PREFIX}{port}")).await;
+        release(st, format!("{PORT_PREFIX}{port}"), &owner).await;
     }
 }
 

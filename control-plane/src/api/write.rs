@@ -127,9 +127,20 @@ pub async fn create_object(
         .await?;
     st.admission.charge(&st.storage, &adm, &obj, None).await?;
     record_manager(&mut obj, q, "Update", &t.res.api_version(), None);
-    if t.res.kind == "Service" && t.res.group.is_empty() {
+    let service = t.res.kind == "Service" && t.res.group.is_empty();
+    if service {
+        // Refused before anything is reserved: an existing service of this name holds
+        // reservations under the same owner, which the way back below would free.
+        if st.storage.get(t.res, ns.as_deref(), &name, false).await?.is_some() {
+            return Err(ApiError::already_exists(t.res.group, t.res.plural, &name));
+        }
         super::service_alloc::allocate_cluster_ip(st, &mut obj, dry_run).await?;
-        super::service_alloc::allocate_node_ports(st, &mut obj, None, dry_run).await?;
+        if let Err(e) = super::service_alloc::allocate_node_ports(st, &mut obj, None, dry_run).await {
+            if !dry_run {
+                super::service_alloc::release_unused(st, &obj, None).await;
+            }
+            return Err(e);
+        }
     }
     if dry_run {
         if st.storage.get(t.res, ns.as_deref(), &name, false).await?.is_some() {
@@ -137,7 +148,15 @@ pub async fn create_object(
         }
         return Ok((obj, warnings));
     }
-    let stored = st.storage.create(t.res, ns.as_deref(), &name, &obj).await?;
+    let stored = match st.storage.create(t.res, ns.as_deref(), &name, &obj).await {
+        Ok(s) => s,
+        Err(e) => {
+            if service {
+                super::service_alloc::release_unused(st, &obj, None).await;
+            }
+            return Err(e);
+        }
+    };
     if t.res.group.is_empty() && t.res.plural == "namespaces" {
         // What Kubernetes' service account and root CA controllers add a moment later.
         if let Err(e) = crate::serviceaccount::ensure_namespace_defaults(&st.storage, &name, &st.ca_pem).await {
@@ -247,7 +266,21 @@ pub async fn update_object(
     st.admission.charge(&st.storage, &adm, &new, Some(&current.obj)).await?;
     record_manager(&mut new, q, operation, &t.res.api_version(), t.subresource.as_deref());
     if service {
-        super::service_alloc::allocate_node_ports(st, &mut new, Some(&current.obj), dry_run).await?;
+        // A service that had no cluster IP (ExternalName before) gets one now.
+        let had_ip = current
+            .obj
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .is_some_and(|ip| !ip.is_empty());
+        if !had_ip {
+            super::service_alloc::allocate_cluster_ip(st, &mut new, dry_run).await?;
+        }
+        if let Err(e) = super::service_alloc::allocate_node_ports(st, &mut new, Some(&current.obj), dry_run).await {
+            if !dry_run {
+                super::service_alloc::release_unused(st, &new, Some(&current.obj)).await;
+            }
+            return Err(e);
+        }
     }
     if dry_run {
         return Ok((
@@ -271,10 +304,20 @@ pub async fn update_object(
         }
         return Ok((for_response(t.res, &Stored { obj: new, rv: rev }), warnings));
     }
-    let stored = st
+    let stored = match st
         .storage
         .update(t.res, t.namespace.as_deref(), name, &new, current.rv)
-        .await?;
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            // What this attempt reserved (a 409 retry reserves afresh).
+            if service {
+                super::service_alloc::release_unused(st, &new, Some(&current.obj)).await;
+            }
+            return Err(e);
+        }
+    };
     if service {
         super::service_alloc::release_unused(st, &current.obj, Some(&stored.obj)).await;
     }

@@ -531,12 +531,9 @@ impl DnsServer {
 /// Scoped IPv6 addresses (`fe80::1%eth0`) are skipped.
 pub fn upstreams_from_resolv_conf(text: &str, exclude: &[IpAddr]) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = Vec::new();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() != Some("nameserver") {
-            continue;
-        }
-        let Some(Ok(ip)) = words.next().map(str::parse::<IpAddr>) else {
+    // The agent's own parser (the one that writes pods' resolv.conf files).
+    for server in node_agent::spec::resolv_conf_nameservers(text) {
+        let Ok(ip) = server.parse::<IpAddr>() else {
             continue;
         };
         let addr = SocketAddr::new(ip, 53);

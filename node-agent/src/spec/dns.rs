@@ -168,6 +168,11 @@ fn dedup(items: Vec<String>) -> Vec<String> {
 }
 
 /// kubelet's resolv.conf parser: comments dropped, the last `search` wins, `.` ignored.
+/// The `nameserver` entries of a resolv.conf, in order (comments stripped).
+pub fn resolv_conf_nameservers(content: &str) -> Vec<String> {
+    parse_resolv_conf(content).servers
+}
+
 fn parse_resolv_conf(content: &str) -> DnsConfig {
     let mut config = DnsConfig::default();
     for line in content.lines() {

@@ -44,7 +44,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 pub use args::process_args;
 pub use build::{container_spec, container_spec_with_users};
 pub use caps::{capability_names, ALL_CAPS, DEFAULT_CAPS};
-pub use dns::{etc_hosts, etc_hosts_host_network, pod_hostname, resolv_conf};
+pub use dns::{etc_hosts, etc_hosts_host_network, pod_hostname, resolv_conf, resolv_conf_nameservers};
 pub use env::{container_env, merge_env, ResolvedEnv, DEFAULT_PATH};
 pub use error::SpecError;
 pub use expand::expand;
