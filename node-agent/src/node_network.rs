@@ -15,6 +15,9 @@ use crate::AgentError;
 
 type Net = PodNetwork<RtNetlink, DirStore>;
 
+/// How long (in 100 ms steps) a pod's network setup waits for the node's podCIDR.
+const CONFIGURE_WAIT_STEPS: u32 = 100;
+
 pub struct NodeNetwork {
     dir: PathBuf,
     /// Pod directories: the pods that may own an address or a veth (the rest are collected).
@@ -119,8 +122,16 @@ impl NodeNetwork {
         let _ = done.await;
     }
 
-    /// Connects a pod's network namespace; its IP.
+    /// Connects a pod's network namespace; its IP. Waits a while for the node's podCIDR: at
+    /// start-up the pods' list can arrive before the Nodes' (a restarted agent's workers would
+    /// otherwise fail the sandbox of pods whose containers they just adopted).
     pub async fn setup(&self, uid: &str, netns: &Path) -> Result<Ipv4Addr, String> {
+        for _ in 0..CONFIGURE_WAIT_STEPS {
+            if self.inner.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let (inner, uid, netns) = (self.inner.clone(), uid.to_string(), netns.to_path_buf());
         tokio::task::spawn_blocking(move || {
             let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
