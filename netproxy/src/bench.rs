@@ -61,35 +61,18 @@ fn service(i: usize) -> Service {
     } else {
         Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 8, 0)) + i as u32)
     };
-    Service {
-        namespace: "bench".into(),
-        name: format!("svc-{i}"),
-        cluster_ips: vec![vip],
-        ports: vec![ServicePort {
-            name: "http".into(),
-            protocol: Protocol::Tcp,
-            port: 80,
-            target_port: TargetPort::Number(8080),
-            node_port: None,
-        }],
-        affinity_timeout: None,
-        internal_local: false,
-        external_local: false,
-        node_ports: false,
-        headless: false,
-        external_name: None,
-    }
+    let port = ServicePort {
+        name: "http".into(),
+        protocol: Protocol::Tcp,
+        port: 80,
+        target_port: TargetPort::Number(8080),
+        node_port: None,
+    };
+    Service::cluster_ip("bench", &format!("svc-{i}"), vec![vip], vec![port])
 }
 
 fn slice(i: usize, backends: &[SocketAddr], n: usize, generation: usize) -> EndpointSlice {
-    let endpoint = |ip: Ipv4Addr| Endpoint {
-        ip,
-        node_name: Some("n1".into()),
-        hostname: None,
-        ready: true,
-        serving: true,
-        terminating: false,
-    };
+    let endpoint = |ip: Ipv4Addr| Endpoint::ready(ip, Some("n1".into()));
     let (port, endpoints) = if i == 0 && !backends.is_empty() {
         let ips = backends
             .iter()

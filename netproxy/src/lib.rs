@@ -86,23 +86,16 @@ pub enum ProxyError {
     Listen { addr: String, source: std::io::Error },
 }
 
-/// Parses `a.b.c.d/len`.
+/// Parses `a.b.c.d/len` with the agent's own CIDR type.
 pub fn parse_cidr(flag: &'static str, s: &str) -> Result<(Ipv4Addr, u8), ProxyError> {
-    let bad = |reason: &str| ProxyError::Config {
-        flag,
-        value: s.to_string(),
-        reason: reason.to_string(),
-    };
-    let (ip, len) = s
-        .split_once('/')
-        .ok_or_else(|| bad("expected an IPv4 CIDR like 10.96.0.0/16"))?;
-    let ip: Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address"))?;
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| bad("prefix length must be 0-32"))?;
-    Ok((ip, len))
+    let net: node_agent::network::Ipv4Net =
+        s.parse()
+            .map_err(|e: node_agent::network::IpNetError| ProxyError::Config {
+                flag,
+                value: s.to_string(),
+                reason: e.to_string(),
+            })?;
+    Ok((net.addr(), net.prefix()))
 }
 
 /// Runs the proxy until `stop`; the table is removed on the way out.

@@ -92,6 +92,20 @@ pub struct Service {
     pub external_name: Option<String>,
 }
 
+impl Endpoint {
+    /// A ready (so serving, not terminating) endpoint without a hostname.
+    pub fn ready(ip: Ipv4Addr, node_name: Option<String>) -> Endpoint {
+        Endpoint {
+            ip,
+            node_name,
+            hostname: None,
+            ready: true,
+            serving: true,
+            terminating: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlicePort {
     /// "" when unnamed, matching an unnamed service port.
@@ -260,6 +274,22 @@ fn protocol_of(v: &Value, parent: &str) -> Result<Option<Protocol>> {
 }
 
 impl Service {
+    /// A ClusterIP service with Kubernetes' defaults for everything but its addresses and ports.
+    pub fn cluster_ip(namespace: &str, name: &str, cluster_ips: Vec<Ipv4Addr>, ports: Vec<ServicePort>) -> Service {
+        Service {
+            namespace: namespace.into(),
+            name: name.into(),
+            cluster_ips,
+            ports,
+            affinity_timeout: None,
+            internal_local: false,
+            external_local: false,
+            node_ports: false,
+            headless: false,
+            external_name: None,
+        }
+    }
+
     /// Parses a core/v1 Service.
     pub fn from_json(v: &Value) -> Result<Service> {
         let (namespace, name, _) = metadata(v)?;

@@ -292,18 +292,7 @@ fn slice_errors_name_the_field() {
 // ---- endpoints_for -------------------------------------------------------------
 
 fn service(ports: Vec<ServicePort>) -> Service {
-    Service {
-        namespace: "shop".into(),
-        name: "api".into(),
-        cluster_ips: vec![ip("10.96.0.30")],
-        ports,
-        affinity_timeout: None,
-        internal_local: false,
-        external_local: false,
-        node_ports: false,
-        headless: false,
-        external_name: None,
-    }
+    Service::cluster_ip("shop", "api", vec![ip("10.96.0.30")], ports)
 }
 
 fn sport(name: &str, protocol: Protocol, port: u16) -> ServicePort {

@@ -249,24 +249,14 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn svc(name: &str, ip: [u8; 4]) -> Service {
-        Service {
-            namespace: "default".into(),
-            name: name.into(),
-            cluster_ips: vec![Ipv4Addr::from(ip)],
-            ports: vec![ServicePort {
-                name: "".into(),
-                protocol: Protocol::Tcp,
-                port: 80,
-                target_port: TargetPort::Number(8080),
-                node_port: None,
-            }],
-            affinity_timeout: None,
-            internal_local: false,
-            external_local: false,
-            node_ports: false,
-            headless: false,
-            external_name: None,
-        }
+        let port = ServicePort {
+            name: "".into(),
+            protocol: Protocol::Tcp,
+            port: 80,
+            target_port: TargetPort::Number(8080),
+            node_port: None,
+        };
+        Service::cluster_ip("default", name, vec![Ipv4Addr::from(ip)], vec![port])
     }
 
     fn slice(service: &str, ips: &[[u8; 4]]) -> EndpointSlice {
@@ -281,14 +271,7 @@ mod tests {
             }],
             endpoints: ips
                 .iter()
-                .map(|ip| Endpoint {
-                    ip: Ipv4Addr::from(*ip),
-                    node_name: Some("n1".into()),
-                    hostname: None,
-                    ready: true,
-                    serving: true,
-                    terminating: false,
-                })
+                .map(|ip| Endpoint::ready(Ipv4Addr::from(*ip), Some("n1".into())))
                 .collect(),
         }
     }

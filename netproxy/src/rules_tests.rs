@@ -23,22 +23,12 @@ fn port(name: &str, protocol: Protocol, port: u16, node_port: Option<u16>) -> Se
 }
 
 fn svc(ns: &str, name: &str, cluster_ip: &str, ports: Vec<ServicePort>) -> Service {
-    Service {
-        namespace: ns.into(),
-        name: name.into(),
-        cluster_ips: if cluster_ip.is_empty() {
-            vec![]
-        } else {
-            vec![ip(cluster_ip)]
-        },
-        ports,
-        affinity_timeout: None,
-        internal_local: false,
-        external_local: false,
-        node_ports: false,
-        headless: false,
-        external_name: None,
-    }
+    let ips = if cluster_ip.is_empty() {
+        vec![]
+    } else {
+        vec![ip(cluster_ip)]
+    };
+    Service::cluster_ip(ns, name, ips, ports)
 }
 
 /// One slice carrying every port name of `ports` at `target`.
@@ -58,14 +48,7 @@ fn slice_for(s: &Service, target: u16, eps: &[(&str, &str)]) -> EndpointSlice {
             .collect(),
         endpoints: eps
             .iter()
-            .map(|(a, node)| Endpoint {
-                ip: ip(a),
-                node_name: Some((*node).into()),
-                hostname: None,
-                ready: true,
-                serving: true,
-                terminating: false,
-            })
+            .map(|(a, node)| Endpoint::ready(ip(a), Some((*node).into())))
             .collect(),
     }
 }
