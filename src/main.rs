@@ -10,7 +10,9 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 mod agent_cmd;
+mod down_cmd;
 mod proxy_cmd;
+mod up_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +33,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a local cluster on this machine: 3 masters and 2 agents, each in its own network
+    /// namespace, a kubeconfig and a sample image (`skiff down` removes it).
+    Up(Box<up_cmd::UpArgs>),
+    /// Stop and remove the cluster `skiff up` started, and check that nothing is left.
+    Down(down_cmd::DownArgs),
     /// Run a master: a member of the replicated store (etcd v3 API on the client port).
     Master(Box<MasterArgs>),
     /// Print a kubeconfig with a client certificate signed by the cluster CA.
@@ -594,7 +601,9 @@ async fn run_store_bench(args: StoreBenchArgs) -> Result<()> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.log, cli.log_json);
+    // `skiff up`/`down` report their own progress; library logs only when something is wrong.
+    let quiet = matches!(cli.command, Command::Up(_) | Command::Down(_)) && cli.log == "info,openraft=warn";
+    init_logging(if quiet { "warn" } else { &cli.log }, cli.log_json);
     // The shim forks (libcontainer) and unshares: it must run before any runtime thread exists.
     let command = match cli.command {
         Command::AgentShim(a) => return agent_cmd::run_shim(a),
@@ -608,6 +617,8 @@ fn main() -> Result<()> {
             Command::Proxy(a) => proxy_cmd::run_proxy(*a).await,
             Command::Image { command } => agent_cmd::run_image(command).await,
             Command::Master(a) => run_master(*a).await,
+            Command::Up(a) => up_cmd::run_up(*a).await,
+            Command::Down(a) => down_cmd::run_down(a),
             Command::Kubeconfig(a) => {
                 let groups = if a.group.is_empty() && a.user == "admin" {
                     vec!["system:masters".to_string()]

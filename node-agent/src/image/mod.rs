@@ -26,6 +26,7 @@
 //! - `store`: the on-disk store: open, get, list, remove, prune.
 //! - `pull`: `ImageStore::pull`.
 //! - `layout`: `ImageStore::import_layout` for OCI image layouts.
+//! - `sample`: the busybox sample image `skiff up` imports into every agent.
 
 pub mod auth;
 pub mod digest;
@@ -35,6 +36,7 @@ pub mod manifest;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod sample;
 pub mod store;
 pub mod unpack;
 

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The seed's flow end to end on a `skiff up` cluster (3 masters, 2 agents, each in its own
+# network namespace on a bridge `skiff up` makes; no route out), with stock kubectl from the
+# host: a Deployment of the built-in sample image runs on both agents, a Service in front of
+# it answers a client pod by DNS name, `kubectl logs`, `scale`, `rollout` (update, status,
+# undo) work; then `skiff down` leaves nothing behind (processes, namespaces, bridge, mounts,
+# cgroups, routes, nftables).
+#
+# Env: SKIFF_BIN, KEEP_TMP=1 (keep the cluster's logs after a failure).
+set -euo pipefail
+
+SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
+KUBECTL=${KUBECTL:-/usr/bin/kubectl}
+HERE=$(cd "$(dirname "$0")" && pwd)
+PASSED=0
+SUITE=e2e
+# shellcheck source=tests/check.sh
+source "$HERE/check.sh"
+trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "e2e: $PASSED passed, 1 failed"' ERR
+
+TMP=$(mktemp -d /tmp/skiff-e2e.XXXXXX)
+UP=$TMP/up
+NAME=e2e$((RANDOM % 10000))
+SUBNET=10.251.$((RANDOM % 200 + 20))
+cleanup() {
+    local rc=$?
+    set +e
+    if [ "$rc" -ne 0 ]; then
+        for f in "$UP"/*.log; do
+            [ -f "$f" ] || continue
+            echo "----- last 20 lines of ${f#"$TMP"/} -----" >&2
+            tail -n 20 "$f" >&2
+        done
+    fi
+    [ -f "$UP/state.json" ] && "$SKIFF_BIN" down --dir "$UP" >&2
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+k() { "$KUBECTL" --kubeconfig "$UP/admin.kubeconfig" --request-timeout=20s "$@"; }
+# wait_for SECONDS CMD...: until CMD succeeds
+wait_for() {
+    local t=$1
+    shift
+    for _ in $(seq 1 $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    return 1
+}
+
+# ---------------------------------------------------------------- skiff up --
+t0=$(date +%s.%N)
+"$SKIFF_BIN" up --dir "$UP" --name "$NAME" --subnet "$SUBNET.0/24" >"$TMP/up.out" 2>"$TMP/up.err" || {
+    cat "$TMP/up.err" >&2
+    fail "skiff up starts a cluster"
+}
+echo "skiff up: Ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+check_contains "skiff up reports progress and a Ready cluster" "cluster Ready in" "$(cat "$TMP/up.err")"
+check_contains "skiff up prints what to try next" "kubectl create deployment hello --image=skiff.local/hello:1" "$(cat "$TMP/up.out")"
+check_contains "a second skiff up on the same dir is refused" "is up already" \
+    "$("$SKIFF_BIN" up --dir "$UP" --name "$NAME" 2>&1 || true)"
+check_eq "five hosts, each in its own network namespace" \
+    "$NAME-m1 $NAME-m2 $NAME-m3 $NAME-n1 $NAME-n2" "$(ip netns list | awk '{print $1}' | grep "^$NAME-" | sort | xargs)"
+check_eq "no host namespace has a default route" "" \
+    "$(for h in m1 m2 m3 n1 n2; do ip -n "$NAME-$h" route show default; done)"
+check_eq "both nodes Ready" "n1=True n2=True" \
+    "$(k get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}' | xargs)"
+
+# ------------------------------------------------------- deployment, service --
+k create deployment hello --image=skiff.local/hello:1 --replicas=4 >/dev/null
+k expose deployment hello --port=80 --target-port=8080 >/dev/null
+check_contains "the deployment rolls out" "successfully rolled out" \
+    "$(k rollout status deployment/hello --timeout=90s 2>&1)"
+check_eq "its pods run on both agents" "n1 n2" \
+    "$(k get pods -l app=hello -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort -u | xargs)"
+UIDS=$(k get pods -l app=hello -o jsonpath='{.items[*].metadata.uid}')
+
+k run client --image=skiff.local/hello:1 --restart=Never -- \
+    sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- hello.default.svc.cluster.local && exit 0; sleep 1; done; exit 1' >/dev/null
+done_ok() { [ "$(k get pod client -o jsonpath='{.status.phase}')" = Succeeded ]; }
+wait_for 60 done_ok || true
+check_eq "a client pod reaches the service by DNS name" Succeeded "$(k get pod client -o jsonpath='{.status.phase}')"
+check_match "kubectl logs: the client got a page from a hello pod" '^hello from hello-' "$(k logs client 2>&1)"
+check_contains "kubectl logs of a deployment's pod" "hello: serving /www on :8080" "$(k logs deployment/hello 2>&1)"
+
+# ---------------------------------------------------------------- scale ----
+k scale deployment hello --replicas=6 >/dev/null
+ready_is() { [ "$(k get deployment hello -o jsonpath='{.status.readyReplicas}')" = "$1" ]; }
+wait_for 60 ready_is 6 || true
+check_eq "kubectl scale up: 6 ready replicas" 6 "$(k get deployment hello -o jsonpath='{.status.readyReplicas}')"
+k scale deployment hello --replicas=2 >/dev/null
+pods_are() { [ "$(k get pods -l app=hello --no-headers 2>/dev/null | wc -l)" = "$1" ]; }
+wait_for 60 pods_are 2 || true
+check_eq "kubectl scale down: 2 pods left" 2 "$(k get pods -l app=hello --no-headers | wc -l)"
+
+# -------------------------------------------------------------- rollout ----
+k set env deployment/hello GREETING=v2 >/dev/null
+check_contains "kubectl rollout of a new template" "successfully rolled out" \
+    "$(k rollout status deployment/hello --timeout=90s 2>&1)"
+check_eq "the new pods run the new template" "GREETING=v2" \
+    "$(k get pods -l app=hello -o jsonpath='{range .items[*]}{.spec.containers[0].env[0].name}={.spec.containers[0].env[0].value}{"\n"}{end}' | sort -u | xargs)"
+check_match "rollout history has two revisions" '^2 ' "$(k rollout history deployment/hello | tail -n 2 | head -n 1)"
+k rollout undo deployment/hello >/dev/null
+check_contains "kubectl rollout undo rolls back" "successfully rolled out" \
+    "$(k rollout status deployment/hello --timeout=90s 2>&1)"
+only_old() { [ -z "$(k get pods -l app=hello -o jsonpath='{.items[*].spec.containers[0].env}')" ] && pods_are 2; }
+wait_for 60 only_old || true
+check_eq "after undo the pods have the first template again" "" \
+    "$(k get pods -l app=hello -o jsonpath='{.items[*].spec.containers[0].env}')"
+check_eq "the service still answers after the rollouts" Succeeded "$(
+    k run client2 --image=skiff.local/hello:1 --restart=Never -- sh -c 'wget -qO- hello' >/dev/null
+    c2() { [ "$(k get pod client2 -o jsonpath='{.status.phase}')" = Succeeded ]; }
+    wait_for 60 c2 || true
+    k get pod client2 -o jsonpath='{.status.phase}'
+)"
+
+# ------------------------------------------------------------- skiff down --
+UIDS="$UIDS $(k get pods -A -o jsonpath='{.items[*].metadata.uid}')"
+"$SKIFF_BIN" down --dir "$UP" >"$TMP/down.out" 2>&1 || {
+    cat "$TMP/down.out" >&2
+    fail "skiff down removes the cluster"
+}
+pass "skiff down removes the cluster ($(tail -n 1 "$TMP/down.out"))"
+check_eq "no namespace left" "" "$(ip netns list | grep "^$NAME-" || true)"
+check_eq "no bridge left" "" "$(ip -o link show "$NAME-br" 2>/dev/null || true)"
+check_eq "no mount left" "" "$(grep " $UP" /proc/self/mountinfo || true)"
+check_eq "no process left" "" "$(pgrep -af -- "--data-dir $UP" || true; pgrep -af "agent-shim --root $UP" || true)"
+left=""
+for u in $UIDS; do for d in /sys/fs/cgroup/*/skiff/pod"$u"; do [ -d "$d" ] && left="$left $d"; done; done
+check_eq "no pod cgroup left" "" "$left"
+check_eq "no nftables table left on the host" "" "$(nft list tables | grep -w skiff || true)"
+check_eq "no state dir left" "" "$(ls -A "$UP" 2>/dev/null || true)"
+
+echo "e2e: $PASSED passed, 0 failed"
