@@ -45,6 +45,14 @@ pub struct UpArgs {
     /// Give up (and remove what was made) when the cluster is not Ready after this many seconds.
     #[arg(long, default_value_t = 180)]
     pub timeout: u64,
+    /// The masters' Raft heartbeat, ms. The hosts share one machine: short timers make a
+    /// killed leader's successor serve within about 1.5 s (openraft waits a leader lease, the
+    /// longest election timeout, plus a random election timeout before it elects).
+    #[arg(long, default_value_t = 50)]
+    pub heartbeat_ms: u64,
+    /// The masters' shortest election timeout, ms (the longest is twice it).
+    #[arg(long, default_value_t = 400)]
+    pub election_timeout_ms: u64,
     /// Extra flags for every agent (e.g. `--node-monitor...`), as one string split on spaces.
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     pub agent_args: String,
@@ -379,6 +387,10 @@ async fn bring_up(
                 format!("{}:6443", m.addr),
                 "--initial-cluster".into(),
                 initial.clone(),
+                "--heartbeat-ms".into(),
+                a.heartbeat_ms.to_string(),
+                "--election-timeout-ms".into(),
+                a.election_timeout_ms.to_string(),
             ];
             args.extend(a.master_args.split_whitespace().map(str::to_string));
             spawn_in(dir, m, &exe, &args, st, children)?;
