@@ -113,6 +113,42 @@ check_eq "the service still answers after the rollouts" Succeeded "$(
     k get pod client2 -o jsonpath='{.status.phase}'
 )"
 
+# ------------------------------------------------- the leader master dies --
+# The member a majority names as leader (etcdctl endpoint status), killed with SIGKILL during a
+# scale; kubectl goes on through another master, the deployment converges, the killed master is
+# restarted on its data and catches up.
+EPS=$(for i in 1 2 3; do printf '%s:2379,' "$SUBNET.1$i"; done)
+leader_name() {
+    ETCDCTL_API=3 etcdctl --endpoints="${EPS%,}" --command-timeout=2s endpoint status -w json 2>/dev/null | python3 -c '
+import collections, json, sys
+d = json.load(sys.stdin)
+lid, n = collections.Counter(e["Status"]["leader"] for e in d).most_common(1)[0]
+names = {e["Status"]["header"]["member_id"]: e["Endpoint"] for e in d}
+print("m" + names[lid].split(":")[0].rsplit(".", 1)[1][1] if n >= 2 and lid in names else "")'
+}
+LEADER=$(leader_name)
+check_match "a leader master is known" '^m[123]$' "$LEADER"
+LPID=$(python3 -c 'import json,sys; print([h["pid"] for h in json.load(open(sys.argv[1]))["hosts"] if h["name"] == sys.argv[2]][0])' "$UP/state.json" "$LEADER")
+OTHER=$(for i in 1 2 3; do [ "m$i" != "$LEADER" ] && echo "$SUBNET.1$i" && break; done)
+ko() { k --server "https://$OTHER:6443" "$@"; }
+kill -9 "$LPID"
+scaled() { ko scale deployment hello --replicas=4 >/dev/null; }
+wait_for 20 scaled || true
+wait_for 60 eval '[ "$(ko get deployment hello -o jsonpath={.status.readyReplicas})" = 4 ]' || true
+check_eq "leader $LEADER killed: kubectl scale through another master converges to 4 ready" 4 \
+    "$(ko get deployment hello -o jsonpath='{.status.readyReplicas}')"
+NEW=$(leader_name 2>/dev/null || true)
+check_match "another master leads" "^m[123]$" "$([ "$NEW" != "$LEADER" ] && echo "$NEW")"
+i=${LEADER#m}
+nsenter --net="/run/netns/$NAME-$LEADER" "$SKIFF_BIN" master --name "$LEADER" --data-dir "$UP/$LEADER" \
+    --listen-peer "$SUBNET.1$i:2380" --listen-client "$SUBNET.1$i:2379" --listen-metrics "$SUBNET.1$i:2381" \
+    --listen-api "$SUBNET.1$i:6443" --heartbeat-ms 50 --election-timeout-ms 400 \
+    --initial-cluster "m1=$SUBNET.11:2380,m2=$SUBNET.12:2380,m3=$SUBNET.13:2380" >>"$UP/$LEADER.log" 2>&1 &
+back() { [ "$(k --server "https://$SUBNET.1$i:6443" get deployment hello -o jsonpath='{.spec.replicas}')" = 4 ]; }
+wait_for 30 back || true
+check_eq "the killed master restarts on its data and serves the new state" 4 \
+    "$(k --server "https://$SUBNET.1$i:6443" get deployment hello -o jsonpath='{.spec.replicas}' 2>&1)"
+
 # ------------------------------------------------------------- skiff down --
 UIDS="$UIDS $(k get pods -A -o jsonpath='{.items[*].metadata.uid}')"
 "$SKIFF_BIN" down --dir "$UP" >"$TMP/down.out" 2>&1 || {
