@@ -216,9 +216,6 @@ fn spawn_shim(root: &Path, exe: &Path) -> Result<(), RuntimeError> {
         .map_err(|e| RuntimeError::io("open", &log_path, e))?;
     let log2 = log.try_clone().map_err(|e| RuntimeError::io("open", &log_path, e))?;
     let mut cmd = tokio::process::Command::new(exe);
-    // libcontainer's init logs from inside the new container, where stderr is already the
-    // container's: only its errors belong in the pod's log.
-    cmd.arg("--log").arg("info,libcontainer=error");
     cmd.arg("agent-shim").arg("--root").arg(root);
     cmd.stdin(std::process::Stdio::null()).stdout(log).stderr(log2);
     // The shim calls setsid() first thing: a signal to the agent's group leaves it alone.
