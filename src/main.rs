@@ -594,7 +594,14 @@ async fn run_store_bench(args: StoreBenchArgs) -> Result<()> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.log, cli.log_json);
+    if matches!(cli.command, Command::AgentShim(_)) {
+        // libcontainer's container init process logs through this subscriber after it has put
+        // the container's stdio in place: its warnings ("seccomp not available", ...) would land
+        // in the container's log, which `kubectl logs` shows. Only its errors may.
+        init_logging(&format!("{},libcontainer::process::init=error", cli.log), cli.log_json);
+    } else {
+        init_logging(&cli.log, cli.log_json);
+    }
     // The shim forks (libcontainer) and unshares: it must run before any runtime thread exists.
     let command = match cli.command {
         Command::AgentShim(a) => return agent_cmd::run_shim(a),
