@@ -1,7 +1,7 @@
 //! `skiff agent`, its hidden helper subcommands, and `skiff image`: flags to configs.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -47,8 +47,10 @@ pub struct AgentArgs {
     /// Registries spoken to over plain HTTP (loopback ones always are), repeatable.
     #[arg(long)]
     insecure_registry: Vec<String>,
-    #[arg(long, default_value_t = 10250)]
-    port: u16,
+    /// Where the agent serves container logs to the API servers over HTTPS (kubelet's
+    /// `/containerLogs/...` on :10250), `off` for nowhere [default: NODE_IP:10250].
+    #[arg(long, value_name = "ADDR")]
+    listen_kubelet: Option<String>,
     /// Do not run the service proxy and cluster DNS in this process (run `skiff proxy`
     /// separately, or none).
     #[arg(long)]
@@ -108,6 +110,25 @@ pub fn default_node_ip() -> IpAddr {
     probe.map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
+/// Kubelet's default port, where the agent server listens unless told otherwise.
+const KUBELET_PORT: u16 = 10250;
+
+/// `--listen-kubelet`: an address, a port alone (on the node's address), or `off`.
+fn listen_kubelet(flag: Option<&str>, node_ip: IpAddr) -> Result<Option<SocketAddr>> {
+    match flag.map(str::trim) {
+        None | Some("") => Ok(Some(SocketAddr::new(node_ip, KUBELET_PORT))),
+        Some("off") => Ok(None),
+        Some(s) => {
+            if let Ok(port) = s.trim_start_matches(':').parse::<u16>() {
+                return Ok(Some(SocketAddr::new(node_ip, port)));
+            }
+            s.parse()
+                .map(Some)
+                .with_context(|| format!("--listen-kubelet {s:?}: expected ADDR:PORT, PORT or off"))
+        }
+    }
+}
+
 pub async fn run_agent(a: AgentArgs) -> Result<()> {
     let name = match a.name {
         Some(n) => n,
@@ -149,7 +170,7 @@ pub async fn run_agent(a: AgentArgs) -> Result<()> {
         cluster_cidr: a.cluster_cidr,
         insecure_registries: a.insecure_registry,
         exe: std::env::current_exe().context("locating this binary")?,
-        port: a.port,
+        listen_kubelet: listen_kubelet(a.listen_kubelet.as_deref(), node_ip)?,
     };
     let stop = stop_on_signals();
     let Some(proxy) = proxy else {

@@ -601,9 +601,16 @@ async fn run_store_bench(args: StoreBenchArgs) -> Result<()> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    // `skiff up`/`down` report their own progress; library logs only when something is wrong.
-    let quiet = matches!(cli.command, Command::Up(_) | Command::Down(_)) && cli.log == "info,openraft=warn";
-    init_logging(if quiet { "warn" } else { &cli.log }, cli.log_json);
+    let filter = match cli.command {
+        // libcontainer's container init process logs through this subscriber after it has put
+        // the container's stdio in place: its warnings ("seccomp not available", ...) would land
+        // in the container's log, which `kubectl logs` shows. Only its errors may.
+        Command::AgentShim(_) => format!("{},libcontainer::process::init=error", cli.log),
+        // `skiff up`/`down` report their own progress; library logs only when something is wrong.
+        Command::Up(_) | Command::Down(_) if cli.log == "info,openraft=warn" => "warn".to_string(),
+        _ => cli.log.clone(),
+    };
+    init_logging(&filter, cli.log_json);
     // The shim forks (libcontainer) and unshares: it must run before any runtime thread exists.
     let command = match cli.command {
         Command::AgentShim(a) => return agent_cmd::run_shim(a),

@@ -8,7 +8,9 @@
 # container (its output in the CRI log file, its exit code in the status); a crash loop backs off;
 # a pod on n1 reaches a pod on n2 by pod IP through the routes the agents programmed; a missing
 # image is ErrImagePull/ImagePullBackOff; a memory limit is enforced (OOMKilled); a Deployment
-# runs its replicas; deleting pods removes every mount, cgroup, veth and IP they had.
+# runs its replicas; deleting pods removes every mount, cgroup, veth and IP they had; `kubectl
+# logs` (--tail, --timestamps, --since, --limit-bytes, -c, -f, --previous) reads containers' output
+# through the agents' HTTPS servers, which admit only the API servers.
 #
 # Env: SKIFF_BIN, KEEP_TMP=1.
 set -euo pipefail
@@ -118,6 +120,66 @@ check_eq "two containers of a pod talk over localhost" "0 Running" \
 UID_DUO=$(jp pod duo -o jsonpath='{.metadata.uid}')
 check_match "the second container's output logged" 'stdout F skiff test image' "$(cat "$TMP"/n1/pods/"$UID_DUO"/logs/get/0.log 2>&1)"
 
+# ------------------------------------------------------------------ kubectl logs --
+# Served by the agents' HTTPS servers (--listen-kubelet, NODE_IP:10250) through the API server.
+check_eq "node reports its agent port" 10250 "$(jp node n1 -o jsonpath='{.status.daemonEndpoints.kubeletEndpoint.Port}')"
+k run again --image="$IMG" --overrides='{"spec":{"nodeName":"n2"}}' --command -- sh -c 'echo run; exit 1' >/dev/null
+k run talker --image="$IMG" --restart=Never --overrides='{"spec":{"nodeName":"n2"}}' --command -- \
+    sh -c 'echo line one; echo line two; echo line three' >/dev/null
+cat <<YAML | k create -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: pair}
+spec:
+  nodeName: n1
+  restartPolicy: Never
+  containers:
+  - {name: left, image: $IMG, command: [sh, -c, 'echo from left']}
+  - {name: right, image: $IMG, command: [sh, -c, 'echo from right']}
+YAML
+k run ticker --image="$IMG" --overrides='{"spec":{"nodeName":"n1"}}' --command -- \
+    sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; busybox sleep 1; done' >/dev/null
+wait_for 60 phase_is talker Succeeded || true
+wait_for 60 phase_is pair Succeeded || true
+wait_for 60 phase_is ticker Running || true
+check_eq "kubectl logs: the container's output" "line one|line two|line three" "$(k logs talker 2>&1 | paste -sd'|')"
+check_eq "kubectl logs --tail=1" "line three" "$(k logs talker --tail=1 2>&1)"
+check_match "kubectl logs --timestamps" '^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z line three$' \
+    "$(k logs talker --tail=1 --timestamps 2>&1)"
+check_eq "kubectl logs --limit-bytes=6" "line o" "$(k logs talker --limit-bytes=6 2>&1)"
+check_eq "kubectl logs --since=1h: everything" 3 "$(k logs talker --since=1h 2>&1 | wc -l)"
+check_eq "kubectl logs --since-time in the future: nothing" "" "$(k logs talker --since-time=2100-01-01T00:00:00Z 2>&1)"
+check_eq "kubectl logs -c picks the container" "from right" "$(k logs pair -c right 2>&1)"
+check_match "no container named (several): 400 naming the choices" \
+    'BadRequest.*a container name must be specified for pod pair, choose one of: \[left right\]' \
+    "$(k get --raw /api/v1/namespaces/default/pods/pair/log 2>&1)"
+check_match "unknown container: 400" 'container nosuch is not valid for pod pair' "$(k logs pair -c nosuch 2>&1)"
+check_match "out-of-range option: 422" 'PodLogOptions "pair" is invalid.*tailLines' \
+    "$(k get --raw '/api/v1/namespaces/default/pods/pair/log?container=left&tailLines=-2' 2>&1)"
+# -f: lines arrive one by one as the container prints them (a buffered body would show none
+# before the timeout kills kubectl), each stamped with its arrival time here.
+inm timeout 6 "$KUBECTL" --kubeconfig "$TMP/m1/admin.kubeconfig" --server "https://$NET.1:6443" \
+    logs -f --tail=1 ticker 2>&1 | while IFS= read -r l; do echo "$(date +%s.%N) $l"; done >"$TMP/follow.out" || true
+check_py "kubectl logs -f streams: a tick a second, as they come" "d[0] >= 3 and d[1] >= 2" \
+    "[$(grep -c ' tick ' "$TMP/follow.out"), $(awk 'NR==1{f=$1} {l=$1} END{printf "%.1f", l-f}' "$TMP/follow.out")]"
+check_eq "kubectl logs -f of a finished container ends after its output" "0 3" \
+    "$(rc=0; n=$(inm timeout 20 "$KUBECTL" --kubeconfig "$TMP/m1/admin.kubeconfig" --server "https://$NET.1:6443" \
+        logs -f talker 2>&1 | wc -l) || rc=$?; echo "$rc $n")"
+ran_twice() { [ "$(jp pod again -o jsonpath='{.status.containerStatuses[0].restartCount}')" -ge 2 ] 2>/dev/null; }
+wait_for 60 ran_twice || true
+check_eq "kubectl logs --previous: the last run's output" run "$(k logs again --previous 2>&1)"
+# agent_get CURL_ARGS...: "CODE BODY" of a request to n1's agent server, from the masters' host.
+agent_get() {
+    local code
+    code=$(inm curl -sk -o "$TMP/agent.resp" -w '%{http_code}' "$@" "https://$NET.11:10250/containerLogs/default/pair/left")
+    echo "$code $(cat "$TMP/agent.resp")"
+}
+check_match "the agent server refuses a client without a certificate (401)" '^401 Unauthorized' "$(agent_get)"
+"$KUBECTL" config view --kubeconfig "$TMP/m1/admin.kubeconfig" --raw -o jsonpath='{.users[0].user.client-certificate-data}' | base64 -d >"$TMP/admin.crt"
+"$KUBECTL" config view --kubeconfig "$TMP/m1/admin.kubeconfig" --raw -o jsonpath='{.users[0].user.client-key-data}' | base64 -d >"$TMP/admin.key"
+check_match "the agent server refuses the cluster admin (403): only API servers may call" '^403 Forbidden: user "admin"' \
+    "$(agent_get --cert "$TMP/admin.crt" --key "$TMP/admin.key")"
+
 # ------------------------------------------------------------------ probes --
 cat <<YAML | k create -f - >/dev/null
 apiVersion: v1
@@ -188,7 +250,7 @@ check_eq "deployment's replicas run and are ready" 2 "$(jp deployment web -o jso
 # ----------------------------------------------------------------- cleanup --
 SERVER_UID=$(jp pod server -o jsonpath='{.metadata.uid}')
 k delete deployment web --wait=false >/dev/null
-k delete pod hello crash nosuch hog server client duo probed --grace-period=2 --wait=false >/dev/null
+k delete pod hello crash nosuch hog server client duo probed again talker pair ticker --grace-period=2 --wait=false >/dev/null
 no_pods() { [ -z "$(k get pods -o name 2>/dev/null)" ]; }
 wait_for 60 no_pods || true
 check_eq "deleted pods are gone from the API (the agents confirmed)" "" "$(k get pods -o name 2>&1)"

@@ -9,7 +9,7 @@
 //!
 //! # Layout
 //! - `registry`: the served resources (names, scope, subresources, store prefix).
-//! - `api/`: router and verbs (`read`, `write`, `delete`, `watch`, `subresource`), request
+//! - `api/`: router and verbs (`read`, `write`, `delete`, `watch`, `subresource`, `logs`), request
 //!   parsing (`request`), bodies (`body`), Prometheus metrics (`metrics`).
 //! - `storage`: objects in the store, one txn per write.
 //! - `meta`, `defaults`, `validate`, `typed`: the object pipeline, pure functions.
@@ -21,6 +21,7 @@
 //! - `audit`: the audit log (policy, JSON lines).
 //! - `csr`: bootstrap tokens and the CSR API's approver and signer (node credentials).
 //! - `informer`: watch-fed local copies of a resource.
+//! - `kubelet`: the API server's client for node agents (pods/log), with its own certificate.
 //! - `serviceaccount`: service accounts' signing key, TokenRequest, namespace defaults.
 //! - `pki`, `tls`: the cluster CA, certificates, kubeconfigs, HTTPS serving and authentication.
 //! - `leader`: the leader-only runner (scheduler, controllers), writes fenced by the Raft term.
@@ -46,6 +47,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod informer;
+pub mod kubelet;
 pub mod leader;
 pub mod loadgen;
 pub mod master_endpoints;

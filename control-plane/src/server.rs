@@ -338,7 +338,9 @@ pub async fn start(
             ))
         }
     };
+    let kubelet = Arc::new(crate::kubelet::KubeletClient::new(&ca).map_err(|e| ServerError::Pki(e.to_string()))?);
     let state = Arc::new(ApiState {
+        kubelet,
         audit,
         authz: Arc::new(auth::Authorizer { rbac }),
         admission: Arc::new(admission),

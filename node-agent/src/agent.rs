@@ -20,6 +20,7 @@ use crate::node::{self, NodeConfig};
 use crate::node_network::NodeNetwork;
 use crate::pod::{Context, Worker};
 use crate::runtime::{rootfs, sandbox, ContainerInfo, RuntimeClient};
+use crate::server::{self, LogSource, PodIndex, RunningFn, ServerConfig};
 use crate::static_pods;
 use crate::AgentError;
 
@@ -40,7 +41,8 @@ pub struct AgentConfig {
     pub insecure_registries: Vec<String>,
     /// This binary (`skiff agent-shim` is the runtime shim).
     pub exe: PathBuf,
-    pub port: u16,
+    /// Where the agent server (container logs for the API server) listens; `None`: nowhere.
+    pub listen_kubelet: Option<std::net::SocketAddr>,
 }
 
 struct Handle {
@@ -140,8 +142,41 @@ pub async fn run(cfg: AgentConfig, stop: CancellationToken) -> Result<(), AgentE
         labels: cfg.labels.clone(),
         max_pods: cfg.max_pods,
         data_dir: cfg.data_dir.clone(),
-        agent_port: cfg.port,
+        agent_port: cfg.listen_kubelet.map_or(0, |a| a.port()),
     };
+    let pods = PodIndex::default();
+    if let Some(listen) = cfg.listen_kubelet {
+        let ca_pem = kubeconfig.ca_pem.clone().ok_or_else(|| {
+            AgentError::Config(
+                "the agent server needs the cluster CA in the kubeconfig (or --listen-kubelet off)".into(),
+            )
+        })?;
+        let runtime = runtime.clone();
+        let running: RunningFn = Arc::new(move |prefix: String| {
+            let runtime = runtime.clone();
+            Box::pin(async move {
+                match runtime.list().await {
+                    Ok(all) => all
+                        .iter()
+                        .any(|c| c.id.starts_with(&prefix) && c.phase != crate::runtime::Phase::Exited),
+                    // Unknown: the follower keeps going until its client leaves.
+                    Err(_) => true,
+                }
+            })
+        });
+        let src = LogSource {
+            pods: pods.clone(),
+            pods_dir: cfg.data_dir.join("pods"),
+            running,
+            stop: stop.clone(),
+        };
+        let server_cfg = ServerConfig {
+            listen,
+            node_ip: cfg.node_ip,
+            ca_pem,
+        };
+        server::start(&server_cfg, src).await?;
+    }
     loop {
         match node::register(&client, &node_cfg).await {
             Ok(_) => break,
@@ -203,6 +238,7 @@ pub async fn run(cfg: AgentConfig, stop: CancellationToken) -> Result<(), AgentE
         workers: HashMap::new(),
         routes: routes.clone(),
         found: group_by_pod(runtime.list().await?),
+        pods,
     };
     tokio::spawn(route_exits(runtime.clone(), routes, exits, stop.clone()));
     let mut statics = static_pods::StaticPods::new(cfg.static_pods.clone(), &cfg.name);
@@ -278,6 +314,9 @@ struct Manager {
     routes: Arc<parking_lot::Mutex<ExitRoutes>>,
     /// Containers found in the runtime at start, by pod uid, handed to their workers.
     found: HashMap<String, Vec<ContainerInfo>>,
+    /// Every pod this manager was told of and has not forgotten, for the log endpoint (a
+    /// finished pod's logs stay readable until it is deleted).
+    pods: PodIndex,
 }
 
 fn group_by_pod(all: Vec<ContainerInfo>) -> HashMap<String, Vec<ContainerInfo>> {
@@ -291,6 +330,10 @@ fn group_by_pod(all: Vec<ContainerInfo>) -> HashMap<String, Vec<ContainerInfo>> 
 
 impl Manager {
     fn update(&mut self, uid: &str, pod: Option<Pod>, from_api: bool) {
+        match &pod {
+            Some(p) => self.pods.set(uid, p),
+            None => self.pods.remove_uid(uid),
+        }
         if let Some(h) = self.workers.get(uid) {
             if !h.task.is_finished() {
                 let _ = h.pod.send(pod);
@@ -365,6 +408,7 @@ impl Manager {
         for uid in done {
             self.workers.remove(&uid);
             r.routes.remove(&uid);
+            self.pods.remove_uid(&uid);
         }
     }
 

@@ -15,6 +15,7 @@
 //! - `network/`: the pod network (bridge, veths, IPAM, host-gw routes) over netlink;
 //!   `node_network` feeds it from the Node objects.
 //! - `kube/`: a small API client (kubeconfig, verbs, watches).
+//! - `server/`: the HTTPS server the API server calls for `pods/log` (kubelet's `:10250`).
 
 pub mod agent;
 pub mod image;
@@ -25,6 +26,7 @@ pub mod node;
 pub mod node_network;
 pub mod pod;
 pub mod runtime;
+pub mod server;
 pub mod spec;
 pub mod static_pods;
 pub mod volumes;
@@ -46,4 +48,6 @@ pub enum AgentError {
     Image(#[from] image::ImageError),
     #[error(transparent)]
     Kube(#[from] kube::KubeError),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
 }

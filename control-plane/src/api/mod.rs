@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod delete;
+pub mod logs;
 pub mod metrics;
 mod read;
 pub mod request;
@@ -51,6 +52,8 @@ pub struct ApiState {
     pub ca_pem: String,
     /// Where requests are recorded, if anywhere (`--audit-log`).
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Calls node agents (pods/log) with this API server's client certificate.
+    pub kubelet: Arc<crate::kubelet::KubeletClient>,
     /// Cancelled on shutdown: watches end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -394,6 +397,7 @@ async fn dispatch(
         ("GET", None, _) if q.flag("watch") => ("watch", watch::watch(st, t, q, headers).await),
         ("GET", None, _) => ("list", read::list(st, t, q, headers).await),
         ("GET", Some(_), Some("scale")) => ("get", subresource::get_scale(st, t).await),
+        ("GET", Some(_), Some("log")) if t.res.plural == "pods" => ("get", logs::pod_log(st, t, q).await),
         ("GET" | "POST", Some(_), Some("log" | "exec")) => ("get", subresource::node_only(st, t).await),
         ("GET", Some(_), None | Some("status")) => ("get", read::get(st, t, q, headers).await),
         ("POST", None, None) => ("create", write::create(st, t, q, headers, body, user).await),

@@ -1,6 +1,6 @@
 //! Subresources with their own shapes: `scale` (autoscaling/v1 Scale over a workload's
-//! replicas), `binding` (a pod's node, set once), `log`/`exec` (served by the node agent) and
-//! `token` (TokenRequest).
+//! replicas), `binding` (a pod's node, set once), `exec` (not served yet; `log` is in `logs`)
+//! and `token` (TokenRequest).
 
 use std::sync::Arc;
 
@@ -203,7 +203,8 @@ fn success_status() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 }
 
-/// pods/log and pods/exec are answered by the node agent of the pod's node.
+/// pods/exec (and log of anything but pods) would be answered by the node agent of the pod's
+/// node, which does not serve them yet.
 pub async fn node_only(st: &Arc<ApiState>, t: &Target) -> ApiResult<Response> {
     let name = t.name.as_deref().unwrap_or("");
     let pod = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
