@@ -20,6 +20,7 @@ bash tests/scheduler.sh
 bash tests/controllers.sh
 bash tests/agent.sh
 bash tests/netproxy.sh
+bash tests/e2e.sh
 cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss
 # Smoke run of the skiff-vs-etcd benchmark: checks that it works, asserts no times.
 QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh
@@ -27,4 +28,5 @@ QUICK=1 bash bench/api.sh
 QUICK=1 bash bench/scheduler.sh
 QUICK=1 bash bench/agent.sh
 QUICK=1 bash bench/netproxy.sh
+QUICK=1 bash bench/up.sh
 echo "skiff: all tests passed"

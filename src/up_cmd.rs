@@ -283,7 +283,9 @@ pub async fn run_up(a: UpArgs) -> Result<()> {
          kubectl run client --image={img} --restart=Never --rm -it -- wget -qO- hello\n  \
          ETCDCTL_API=3 etcdctl --endpoints={m1}:2379 member list\n\
          Logs: {dir}/<host>.log. Stop and remove everything: {exe} down{dirflag}",
-        exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "skiff".into()),
+        exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "skiff".into()),
         kc = kubeconfig.display(),
         img = node_agent::image::sample::SAMPLE_IMAGE,
         port = node_agent::image::sample::SAMPLE_PORT,

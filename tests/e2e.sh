@@ -96,6 +96,9 @@ check_eq "kubectl scale down: 2 pods left" 2 "$(k get pods -l app=hello --no-hea
 k set env deployment/hello GREETING=v2 >/dev/null
 check_contains "kubectl rollout of a new template" "successfully rolled out" \
     "$(k rollout status deployment/hello --timeout=90s 2>&1)"
+# Pods of the old template may still be terminating after the rollout is reported done.
+templates() { k get pods -l app=hello -o jsonpath='{range .items[*]}{.spec.containers[0].env[0].name}={.spec.containers[0].env[0].value}{"\n"}{end}' | sort -u | xargs; }
+wait_for 60 eval '[ "$(templates)" = GREETING=v2 ]' || true
 check_eq "the new pods run the new template" "GREETING=v2" \
     "$(k get pods -l app=hello -o jsonpath='{range .items[*]}{.spec.containers[0].env[0].name}={.spec.containers[0].env[0].value}{"\n"}{end}' | sort -u | xargs)"
 check_match "rollout history has two revisions" '^2 ' "$(k rollout history deployment/hello | tail -n 2 | head -n 1)"
@@ -144,6 +147,7 @@ nsenter --net="/run/netns/$NAME-$LEADER" "$SKIFF_BIN" master --name "$LEADER" --
     --listen-peer "$SUBNET.1$i:2380" --listen-client "$SUBNET.1$i:2379" --listen-metrics "$SUBNET.1$i:2381" \
     --listen-api "$SUBNET.1$i:6443" --heartbeat-ms 50 --election-timeout-ms 400 \
     --initial-cluster "m1=$SUBNET.11:2380,m2=$SUBNET.12:2380,m3=$SUBNET.13:2380" >>"$UP/$LEADER.log" 2>&1 &
+disown  # `skiff down` stops it with everything else in the namespace
 back() { [ "$(k --server "https://$SUBNET.1$i:6443" get deployment hello -o jsonpath='{.spec.replicas}')" = 4 ]; }
 wait_for 30 back || true
 check_eq "the killed master restarts on its data and serves the new state" 4 \

@@ -58,7 +58,8 @@ pub fn is_static_elf(bytes: &[u8]) -> bool {
     let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
         return false;
     };
-    if phentsize < 4 || phnum == 0 {
+    let table_end = phnum.checked_mul(phentsize).and_then(|n| n.checked_add(phoff));
+    if phentsize < 4 || phnum == 0 || table_end.is_none_or(|end| end > bytes.len()) {
         return false;
     }
     (0..phnum).all(|i| {
