@@ -8,7 +8,7 @@
 #   bash bench/up.sh            # RUNS=3 clusters, REPLICAS=10
 #   QUICK=1 bash bench/up.sh    # one cluster, 3 replicas (CI smoke run: checks it works, no times asserted)
 #
-# Env: SKIFF_BIN, RUNS, REPLICAS, KEEP_TMP=1.
+# Env: SKIFF_BIN, RUNS, REPLICAS, UP_ARGS (extra `skiff up` flags), KEEP_TMP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SKIFF_BIN=${SKIFF_BIN:-/var/cache/skiff/target/release/skiff}
@@ -35,6 +35,5 @@ for run in $(seq 1 "$RUNS"); do
         { cat "$TMP/up.err" >&2; exit 1; }
     echo "run $run: skiff up to a Ready cluster: $(( ($(date +%s%N) - t0) / 1000000 )) ms (wall, including process start); $(grep -o 'cluster Ready in [0-9.]* s' "$TMP/up.err")"
     python3 bench/up_figures.py "$UP" skiff.local/hello:1 "$REPLICAS" 120
-    [ "${KEEP_CLUSTER:-0}" = 1 ] && exit 0
     "$SKIFF_BIN" down --dir "$UP" >/dev/null 2>"$TMP/down.err" || { cat "$TMP/down.err" >&2; exit 1; }
 done

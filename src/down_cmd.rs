@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -27,6 +27,16 @@ pub struct DownArgs {
     pub keep_data: bool,
 }
 
+/// What `tear_down` leaves in the state dir.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Keep {
+    Nothing,
+    /// The hosts' logs (a failed `up`, for the user to read).
+    Logs,
+    /// Data dirs, kubeconfigs and logs (`down --keep-data`).
+    Data,
+}
+
 pub fn run_down(a: DownArgs) -> Result<()> {
     if !is_root() {
         bail!("skiff down must run as root");
@@ -40,7 +50,7 @@ pub fn run_down(a: DownArgs) -> Result<()> {
     }
     let dir = std::fs::canonicalize(&a.dir)?;
     let t = Instant::now();
-    tear_down(&dir, a.keep_data)?;
+    tear_down(&dir, if a.keep_data { Keep::Data } else { Keep::Nothing })?;
     eprintln!(
         "skiff down: removed everything in {:.1} s; nothing left behind",
         t.elapsed().as_secs_f64()
@@ -151,10 +161,14 @@ fn netns_exists(name: &str) -> bool {
 }
 
 /// Undo `skiff up` for the cluster whose state is in `dir`.
-pub fn tear_down(dir: &Path, keep_data: bool) -> Result<()> {
+pub fn tear_down(dir: &Path, keep: Keep) -> Result<()> {
+    if dir.parent().is_none() {
+        bail!("{}: must not be the root directory", dir.display());
+    }
     let st = UpState::load(dir)?;
-    let dir_s = dir.display().to_string();
-    let ours = |pid: i32| cmdline(pid).is_some_and(|c| c.iter().any(|a| a.contains(&dir_s)));
+    // An argument naming `dir` or a path under it (not `/x/c10` for `/x/c1`).
+    let under = |a: &str| Path::new(a).starts_with(dir);
+    let ours = |pid: i32| cmdline(pid).is_some_and(|c| c.iter().any(|a| under(a)));
 
     // Agents first (they would restart containers), then the masters.
     for masters in [false, true] {
@@ -167,12 +181,24 @@ pub fn tear_down(dir: &Path, keep_data: bool) -> Result<()> {
             .collect();
         stop_all(&pids, Duration::from_secs(10));
     }
+    // Whatever else runs in the hosts' namespaces (a master or agent restarted by hand) goes
+    // before the containers, so nothing restarts them.
+    let made: Vec<&str> = st
+        .hosts
+        .iter()
+        .filter(|h| h.netns_made && netns_exists(&h.netns))
+        .map(|h| h.netns.as_str())
+        .collect();
+    let strays: Vec<i32> = made
+        .iter()
+        .filter_map(|ns| run("ip", &["netns", "pids", ns]).ok())
+        .flat_map(|p| p.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>())
+        .collect();
+    stop_all(&strays, Duration::from_secs(5));
     // The shims outlive their agents by design; their containers outlive them.
     let shims: Vec<i32> = all_pids()
         .into_iter()
-        .filter(|&p| {
-            cmdline(p).is_some_and(|c| c.iter().any(|a| a == "agent-shim") && c.iter().any(|a| a.starts_with(&dir_s)))
-        })
+        .filter(|&p| cmdline(p).is_some_and(|c| c.iter().any(|a| a == "agent-shim") && c.iter().any(|a| under(a))))
         .collect();
     stop_all(&shims, Duration::ZERO);
     let cgroups = pod_cgroups(dir, &st);
@@ -206,19 +232,14 @@ pub fn tear_down(dir: &Path, keep_data: bool) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    for h in &st.hosts {
-        if netns_exists(&h.netns) {
-            // Whatever still runs in the namespace (a process started there that was not
-            // recorded) goes with it.
-            if let Ok(p) = run("ip", &["netns", "pids", &h.netns]) {
-                let pids: Vec<i32> = p.lines().filter_map(|l| l.trim().parse().ok()).collect();
-                stop_all(&pids, Duration::ZERO);
-            }
-            let _ = run("ip", &["netns", "del", &h.netns]);
-        }
+    for ns in &made {
+        let _ = run("ip", &["netns", "del", ns]);
     }
-    if Path::new("/sys/class/net").join(&st.bridge).exists() {
+    if st.bridge_addr.is_some() && Path::new("/sys/class/net").join(&st.bridge).exists() {
         let _ = run("ip", &["link", "del", &st.bridge]);
+    }
+    if let Some(t) = &st.host_table {
+        let _ = run("nft", &["delete", "table", "inet", t]);
     }
     for r in &st.routes {
         let args: Vec<&str> = ["route", "del"].into_iter().chain(r.split_whitespace()).collect();
@@ -235,13 +256,17 @@ pub fn tear_down(dir: &Path, keep_data: bool) -> Result<()> {
             .map(|p| format!("process {p}")),
     );
     left.extend(
-        st.hosts
-            .iter()
-            .filter(|h| netns_exists(&h.netns))
-            .map(|h| format!("netns {}", h.netns)),
+        made.iter()
+            .filter(|ns| netns_exists(ns))
+            .map(|ns| format!("netns {ns}")),
     );
-    if Path::new("/sys/class/net").join(&st.bridge).exists() {
+    if st.bridge_addr.is_some() && Path::new("/sys/class/net").join(&st.bridge).exists() {
         left.push(format!("bridge {}", st.bridge));
+    }
+    if let Some(t) = &st.host_table {
+        if run("nft", &["list", "table", "inet", t]).is_ok() {
+            left.push(format!("nftables table inet {t}"));
+        }
     }
     left.extend(mounts_under(dir).into_iter().map(|m| format!("mount {m}")));
     left.extend(
@@ -257,12 +282,43 @@ pub fn tear_down(dir: &Path, keep_data: bool) -> Result<()> {
         }
     }
     if !left.is_empty() {
-        bail!("skiff down: could not remove: {}", left.join(", "));
+        bail!("could not remove: {}", left.join(", "));
     }
-    if keep_data {
-        std::fs::remove_file(state_path(dir))?;
-    } else {
-        std::fs::remove_dir_all(dir)?;
+    remove_files(dir, &st, keep)
+}
+
+/// Remove what `up` wrote in `dir` (and nothing else), then `dir` itself if that left it empty.
+fn remove_files(dir: &Path, st: &UpState, keep: Keep) -> Result<()> {
+    let rm = |p: PathBuf| -> Result<()> {
+        let res = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match res {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", p.display()))
+            }
+            _ => Ok(()),
+        }
+    };
+    let mut files = vec![state_path(dir)];
+    if keep != Keep::Data {
+        files.extend([dir.join("admin.kubeconfig"), dir.join("sample-image")]);
+        for h in &st.hosts {
+            files.push(dir.join(&h.name));
+            files.push(dir.join(format!("{}.kubeconfig", h.name)));
+        }
+    }
+    if keep == Keep::Nothing {
+        files.extend(st.hosts.iter().map(|h| dir.join(format!("{}.log", h.name))));
+    }
+    for f in files {
+        rm(f)?;
+    }
+    if keep == Keep::Nothing {
+        // Only when empty: anything else in it is not ours to delete.
+        let _ = std::fs::remove_dir(dir);
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 mod agent_cmd;
 mod down_cmd;
 mod proxy_cmd;
+mod status_cmd;
 mod up_cmd;
 
 #[derive(Parser)]
@@ -38,6 +39,8 @@ enum Command {
     Up(Box<up_cmd::UpArgs>),
     /// Stop and remove the cluster `skiff up` started, and check that nothing is left.
     Down(down_cmd::DownArgs),
+    /// The masters (leader, term, applied index) and the nodes (readiness) of a cluster.
+    Status(status_cmd::StatusArgs),
     /// Run a master: a member of the replicated store (etcd v3 API on the client port).
     Master(Box<MasterArgs>),
     /// Print a kubeconfig with a client certificate signed by the cluster CA.
@@ -607,7 +610,7 @@ fn main() -> Result<()> {
         // in the container's log, which `kubectl logs` shows. Only its errors may.
         Command::AgentShim(_) => format!("{},libcontainer::process::init=error", cli.log),
         // `skiff up`/`down` report their own progress; library logs only when something is wrong.
-        Command::Up(_) | Command::Down(_) if cli.log == "info,openraft=warn" => "warn".to_string(),
+        Command::Up(_) | Command::Down(_) | Command::Status(_) if cli.log == "info,openraft=warn" => "warn".to_string(),
         _ => cli.log.clone(),
     };
     init_logging(&filter, cli.log_json);
@@ -626,6 +629,7 @@ fn main() -> Result<()> {
             Command::Master(a) => run_master(*a).await,
             Command::Up(a) => up_cmd::run_up(*a).await,
             Command::Down(a) => down_cmd::run_down(a),
+            Command::Status(a) => status_cmd::run_status(a).await,
             Command::Kubeconfig(a) => {
                 let groups = if a.group.is_empty() && a.user == "admin" {
                     vec!["system:masters".to_string()]

@@ -43,7 +43,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 2)]
     pub agents: u8,
     /// Give up (and remove what was made) when the cluster is not Ready after this many seconds.
-    #[arg(long, default_value_t = 180)]
+    #[arg(long, default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
     /// The masters' Raft heartbeat, ms. The hosts share one machine: short timers make a
     /// killed leader's successor serve within about 1.5 s (openraft waits a leader lease, the
@@ -72,6 +72,9 @@ pub struct Host {
     pub addr: Ipv4Addr,
     pub master: bool,
     pub pid: Option<u32>,
+    /// Set once `ip netns add` succeeded: `down` deletes only namespaces `up` made.
+    #[serde(default)]
+    pub netns_made: bool,
 }
 
 /// What `up` made, for `down`.
@@ -79,7 +82,11 @@ pub struct Host {
 pub struct UpState {
     pub name: String,
     pub bridge: String,
+    /// Set once the bridge exists (`down` deletes it only then).
     pub bridge_addr: Option<Ipv4Addr>,
+    /// The host's nftables table that keeps the hosts from opening connections to this machine.
+    #[serde(default)]
+    pub host_table: Option<String>,
     pub hosts: Vec<Host>,
     /// Host routes `up` added (and only those are removed).
     pub routes: Vec<String>,
@@ -94,6 +101,17 @@ impl UpState {
         let p = state_path(dir);
         let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", p.display()))
+    }
+
+    /// The first save: fails when another `skiff up` got there first.
+    fn create(&self, dir: &Path) -> Result<()> {
+        let p = state_path(dir);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .with_context(|| format!("creating {} (is another skiff up running on it?)", p.display()))?;
+        self.save(dir)
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -119,6 +137,26 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Apply an nftables script (`nft -f -`).
+pub fn run_nft(script: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running nft")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).context("writing to nft")?;
+    }
+    let out = child.wait_with_output().context("running nft")?;
+    if !out.status.success() {
+        bail!("nft -f: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
 }
 
 /// A command found on PATH.
@@ -158,7 +196,13 @@ fn host_addr(net: Ipv4Addr, last: u8) -> Ipv4Addr {
 }
 
 /// Refuse a subnet that this machine already has an address or a route in.
-fn check_subnet_free(net: Ipv4Addr, bridge: &str) -> Result<()> {
+fn check_free(net: Ipv4Addr, bridge: &str, hosts: &[Host]) -> Result<()> {
+    if let Some(h) = hosts.iter().find(|h| Path::new("/run/netns").join(&h.netns).exists()) {
+        bail!(
+            "a network namespace named {} exists: is a cluster up already? (`skiff down`, or --name)",
+            h.netns
+        );
+    }
     let prefix = format!("{}.{}.{}.", net.octets()[0], net.octets()[1], net.octets()[2]);
     let addrs = run("ip", &["-4", "-o", "addr", "show"])?;
     if let Some(l) = addrs.lines().find(|l| l.contains(&format!("inet {prefix}"))) {
@@ -167,14 +211,51 @@ fn check_subnet_free(net: Ipv4Addr, bridge: &str) -> Result<()> {
             l.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
         );
     }
-    let routes = run("ip", &["-4", "route", "show", "match", &format!("{net}/24")])?;
-    if let Some(l) = routes.lines().find(|l| !l.starts_with("default")) {
+    // Routes covering the subnet (but the default) and routes inside it, in every table.
+    let mut routes = run(
+        "ip",
+        &["-4", "route", "show", "table", "all", "match", &format!("{net}/24")],
+    )?;
+    routes.push_str(&run(
+        "ip",
+        &["-4", "route", "show", "table", "all", "root", &format!("{net}/24")],
+    )?);
+    if let Some(l) = routes
+        .lines()
+        .find(|l| !l.starts_with("default") && !l.trim().is_empty())
+    {
         bail!("the subnet {net}/24 is routed on this machine ({l}); pick another with --subnet");
     }
     if Path::new("/sys/class/net").join(bridge).exists() {
         bail!("an interface named {bridge} exists: is a cluster up already? (`skiff down`, or --name)");
     }
     Ok(())
+}
+
+/// `dir` must be absent, empty, or hold only the logs a failed `up` kept (they go): `up` and
+/// `down` own everything in it, and `down` removes it.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    if dir.parent().is_none() {
+        bail!("--dir {}: must not be the root directory", dir.display());
+    }
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        Ok(entries) => {
+            let entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            if let Some(other) = entries.iter().find(|p| p.extension().is_none_or(|x| x != "log")) {
+                bail!(
+                    "--dir {} is not empty ({} is there): skiff up needs a directory of its own",
+                    dir.display(),
+                    other.display()
+                );
+            }
+            for p in entries {
+                std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 fn step<T>(label: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -220,10 +301,6 @@ pub async fn run_up(a: UpArgs) -> Result<()> {
         );
     }
     let bridge = format!("{}-br", a.name);
-    check_subnet_free(net, &bridge)?;
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let dir = std::fs::canonicalize(&a.dir)?;
-
     let mut st = UpState {
         name: a.name.clone(),
         bridge: bridge.clone(),
@@ -236,6 +313,7 @@ pub async fn run_up(a: UpArgs) -> Result<()> {
             addr: host_addr(net, 10 + i),
             master: true,
             pid: None,
+            netns_made: false,
         });
     }
     for i in 1..=a.agents {
@@ -245,9 +323,13 @@ pub async fn run_up(a: UpArgs) -> Result<()> {
             addr: host_addr(net, 20 + i),
             master: false,
             pid: None,
+            netns_made: false,
         });
     }
-    st.save(&dir)?;
+    check_free(net, &bridge, &st.hosts)?;
+    prepare_dir(&a.dir)?;
+    let dir = std::fs::canonicalize(&a.dir)?;
+    st.create(&dir)?;
 
     let mut children = Vec::new();
     let res = bring_up(&a, &dir, net, &busybox, &mut st, &mut children).await;
@@ -262,8 +344,9 @@ pub async fn run_up(a: UpArgs) -> Result<()> {
             }
         }
         eprintln!("skiff up: {e:#}\nskiff up: removing what was made");
-        if let Err(d) = crate::down_cmd::tear_down(&dir, false) {
-            eprintln!("skiff up: cleaning up: {d:#}");
+        match crate::down_cmd::tear_down(&dir, crate::down_cmd::Keep::Logs) {
+            Ok(()) => eprintln!("skiff up: the logs are kept in {}/*.log", dir.display()),
+            Err(d) => eprintln!("skiff up: cleaning up: {d:#}"),
         }
         return Err(e);
     }
@@ -345,8 +428,21 @@ async fn bring_up(
                     st.save(dir)?;
                 }
             }
-            for h in st.hosts.clone() {
+            // The hosts may answer this machine (kubectl from here) but not open connections
+            // to it: its own services stay out of the cluster's reach.
+            let table = format!("{}-up", st.name);
+            run_nft(&format!(
+                "table inet {table} {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n  \
+                 iifname \"{br}\" ct state established,related accept\n  iifname \"{br}\" drop\n }}\n}}\n",
+                br = st.bridge
+            ))?;
+            st.host_table = Some(table);
+            st.save(dir)?;
+            for i in 0..st.hosts.len() {
+                let h = st.hosts[i].clone();
                 run("ip", &["netns", "add", &h.netns])?;
+                st.hosts[i].netns_made = true;
+                st.save(dir)?;
                 run("ip", &["-n", &h.netns, "link", "set", "lo", "up"])?;
                 run(
                     "ip",

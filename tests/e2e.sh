@@ -39,11 +39,11 @@ cleanup() {
 trap cleanup EXIT
 
 k() { "$KUBECTL" --kubeconfig "$UP/admin.kubeconfig" --request-timeout=20s "$@"; }
-# wait_for SECONDS CMD...: until CMD succeeds
+# wait_for SECONDS CMD...: until CMD succeeds, at most SECONDS (however long each try takes)
 wait_for() {
-    local t=$1
+    local end=$((SECONDS + $1))
     shift
-    for _ in $(seq 1 $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    while [ "$SECONDS" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
     return 1
 }
 
@@ -62,8 +62,24 @@ check_eq "five hosts, each in its own network namespace" \
     "$NAME-m1 $NAME-m2 $NAME-m3 $NAME-n1 $NAME-n2" "$(ip netns list | awk '{print $1}' | grep "^$NAME-" | sort | xargs)"
 check_eq "no host namespace has a default route" "" \
     "$(for h in m1 m2 m3 n1 n2; do ip -n "$NAME-$h" route show default; done)"
+# The hosts cannot open connections to this machine (its services stay out of the cluster's
+# reach), though kubectl from here reaches them. Control: the same listener answers from here.
+timeout 20 python3 -m http.server 18080 --bind "$SUBNET.1" >/dev/null 2>&1 &
+wait_for 5 curl -sf --max-time 1 "http://$SUBNET.1:18080/" || true
+check_eq "the machine's own services are not reachable from the hosts" "here=200 from-n1=000" \
+    "here=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$SUBNET.1:18080/") from-n1=$(
+        ip netns exec "$NAME-n1" curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$SUBNET.1:18080/" || true)"
 check_eq "both nodes Ready" "n1=True n2=True" \
     "$(k get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}' | xargs)"
+
+status_counts() {
+    local st
+    st=$("$SKIFF_BIN" status --dir "$UP" 2>&1 || true)
+    echo "$(grep -c '^m[123] ' <<<"$st") $(grep -Ec '^m[123] +[0-9.:]+ +\* ' <<<"$st") $(grep -Ec '^n[12] +True ' <<<"$st")"
+}
+# Right after start-up a deposed candidate may still believe it leads for a moment.
+wait_for 10 eval '[ "$(status_counts)" = "3 1 2" ]' || true
+check_eq "skiff status: three members, one leader, both nodes Ready" "3 1 2" "$(status_counts)"
 
 # ------------------------------------------------------- deployment, service --
 k create deployment hello --image=skiff.local/hello:1 --replicas=4 >/dev/null
@@ -134,12 +150,17 @@ check_match "a leader master is known" '^m[123]$' "$LEADER"
 LPID=$(python3 -c 'import json,sys; print([h["pid"] for h in json.load(open(sys.argv[1]))["hosts"] if h["name"] == sys.argv[2]][0])' "$UP/state.json" "$LEADER")
 OTHER=$(for i in 1 2 3; do [ "m$i" != "$LEADER" ] && echo "$SUBNET.1$i" && break; done)
 ko() { k --server "https://$OTHER:6443" "$@"; }
-kill -9 "$LPID"
+case "$(tr '\0' ' ' <"/proc/$LPID/cmdline")" in
+    *"master --name $LEADER --data-dir $UP/$LEADER "*) kill -9 "$LPID" ;;
+    *) fail "pid $LPID of $LEADER is that master" "$(tr '\0' ' ' <"/proc/$LPID/cmdline")" ;;
+esac
 scaled() { ko scale deployment hello --replicas=4 >/dev/null; }
 wait_for 20 scaled || true
 wait_for 60 eval '[ "$(ko get deployment hello -o jsonpath={.status.readyReplicas})" = 4 ]' || true
 check_eq "leader $LEADER killed: kubectl scale through another master converges to 4 ready" 4 \
     "$(ko get deployment hello -o jsonpath='{.status.readyReplicas}')"
+check_contains "skiff status shows the killed master unreachable" "$LEADER" \
+    "$("$SKIFF_BIN" status --dir "$UP" 2>&1 | grep unreachable || true)"
 NEW=$(leader_name 2>/dev/null || true)
 check_match "another master leads" "^m[123]$" "$([ "$NEW" != "$LEADER" ] && echo "$NEW")"
 i=${LEADER#m}
@@ -165,9 +186,9 @@ check_eq "no bridge left" "" "$(ip -o link show "$NAME-br" 2>/dev/null || true)"
 check_eq "no mount left" "" "$(grep " $UP" /proc/self/mountinfo || true)"
 check_eq "no process left" "" "$(pgrep -af -- "--data-dir $UP" || true; pgrep -af "agent-shim --root $UP" || true)"
 left=""
-for u in $UIDS; do for d in /sys/fs/cgroup/*/skiff/pod"$u"; do [ -d "$d" ] && left="$left $d"; done; done
+for u in $UIDS; do for d in /sys/fs/cgroup/*/skiff/pod"$u" /sys/fs/cgroup/skiff/pod"$u"; do [ -d "$d" ] && left="$left $d"; done; done
 check_eq "no pod cgroup left" "" "$left"
-check_eq "no nftables table left on the host" "" "$(nft list tables | grep -w skiff || true)"
+check_eq "no nftables table left on the host" "" "$(nft list tables | grep -e "$NAME" -e ' skiff$' || true)"
 check_eq "no state dir left" "" "$(ls -A "$UP" 2>/dev/null || true)"
 
 echo "e2e: $PASSED passed, 0 failed"

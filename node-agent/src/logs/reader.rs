@@ -238,7 +238,20 @@ where
             _ => {}
         }
         tokio::select! {
-            _ = &mut stop => return Ok(()),
+            _ = &mut stop => {
+                // The container may have written its last lines after our last read: drain the
+                // file before finishing. When the stop means the client left, writing fails, which
+                // is what ended the stream anyway.
+                file.read_to_end(&mut buf).await.map_err(LogError::io("read", path))?;
+                let mut chunk = Vec::new();
+                for r in take_records(&mut buf) {
+                    renderer.render(&r, &mut chunk);
+                }
+                return match write_out(out, &chunk).await {
+                    Err(LogError::Output(_)) | Ok(()) => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
             _ = tokio::time::sleep(opts.poll_interval) => {}
         }
     }

@@ -57,7 +57,7 @@ pub fn parse(method: &str, path: &str, query: Option<&str>, now: DateTime<Utc>) 
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let route = match segments.as_slice() {
         ["healthz"] => Route::Healthz,
-        ["containerLogs", ns, pod, container] if !ns.is_empty() && !pod.is_empty() && !container.is_empty() => {
+        ["containerLogs", ns, pod, container] if [ns, pod, container].iter().all(|s| is_name(s)) => {
             let params: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
                 .map_err(|e| Rejection::bad_request(format!("malformed query string: {e}")))?;
             let (previous, opts) = log_options(&params, now)?;
@@ -83,6 +83,17 @@ pub fn parse(method: &str, path: &str, query: Option<&str>, now: DateTime<Utc>) 
         });
     }
     Ok(route)
+}
+
+/// A Kubernetes object name (DNS-1123 subdomain characters): the parts of the path become
+/// file names under the agent's data dir, so `..` or anything with a `/` never gets that far.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
 fn log_options(params: &[(String, String)], now: DateTime<Utc>) -> Result<(bool, LogOptions), Rejection> {
@@ -226,6 +237,14 @@ mod tests {
         assert!(matches!(parse("GET", "/healthz", None, now()), Ok(Route::Healthz)));
         assert_eq!(logs("/containerLogs/ns/p", "").unwrap_err().status, 400);
         assert_eq!(logs("/containerLogs/ns//c", "").unwrap_err().status, 400);
+        for bad in [
+            "/containerLogs/ns/p/..",
+            "/containerLogs/../p/c",
+            "/containerLogs/ns/.p/c",
+            "/containerLogs/ns/P/c",
+        ] {
+            assert_eq!(logs(bad, "").unwrap_err().status, 400, "{bad}");
+        }
         assert_eq!(logs("/containerLogs/ns/p/c/extra", "").unwrap_err().status, 400);
         assert_eq!(logs("/exec/ns/p/c", "").unwrap_err().status, 404);
         assert_eq!(logs("/", "").unwrap_err().status, 404);
