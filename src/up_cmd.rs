@@ -139,26 +139,6 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Apply an nftables script (`nft -f -`).
-pub fn run_nft(script: &str) -> Result<()> {
-    use std::io::Write;
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running nft")?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).context("writing to nft")?;
-    }
-    let out = child.wait_with_output().context("running nft")?;
-    if !out.status.success() {
-        bail!("nft -f: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
-}
-
 /// A command found on PATH.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -306,26 +286,18 @@ pub async fn run_up(a: UpArgs) -> Result<()> {
         bridge: bridge.clone(),
         ..UpState::default()
     };
-    for i in 1..=a.masters {
-        st.hosts.push(Host {
-            name: format!("m{i}"),
-            netns: format!("{}-m{i}", a.name),
-            addr: host_addr(net, 10 + i),
-            master: true,
-            pid: None,
-            netns_made: false,
-        });
-    }
-    for i in 1..=a.agents {
-        st.hosts.push(Host {
-            name: format!("n{i}"),
-            netns: format!("{}-n{i}", a.name),
-            addr: host_addr(net, 20 + i),
-            master: false,
-            pid: None,
-            netns_made: false,
-        });
-    }
+    let host = |name: String, addr: u8, master: bool| Host {
+        netns: format!("{}-{name}", a.name),
+        name,
+        addr: host_addr(net, addr),
+        master,
+        pid: None,
+        netns_made: false,
+    };
+    st.hosts
+        .extend((1..=a.masters).map(|i| host(format!("m{i}"), 10 + i, true)));
+    st.hosts
+        .extend((1..=a.agents).map(|i| host(format!("n{i}"), 20 + i, false)));
     check_free(net, &bridge, &st.hosts)?;
     prepare_dir(&a.dir)?;
     let dir = std::fs::canonicalize(&a.dir)?;
@@ -431,11 +403,14 @@ async fn bring_up(
             // The hosts may answer this machine (kubectl from here) but not open connections
             // to it: its own services stay out of the cluster's reach.
             let table = format!("{}-up", st.name);
-            run_nft(&format!(
-                "table inet {table} {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n  \
+            netproxy::nft::Nft::apply(
+                &netproxy::nft::NftCli,
+                &format!(
+                    "table inet {table} {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n  \
                  iifname \"{br}\" ct state established,related accept\n  iifname \"{br}\" drop\n }}\n}}\n",
-                br = st.bridge
-            ))?;
+                    br = st.bridge
+                ),
+            )?;
             st.host_table = Some(table);
             st.save(dir)?;
             for i in 0..st.hosts.len() {
