@@ -66,6 +66,21 @@ pub struct ShimArgs {
     root: PathBuf,
 }
 
+/// Flags of the hidden `skiff agent-exec` (started by the agent for `kubectl exec`).
+#[derive(Args)]
+pub struct ExecArgs {
+    #[arg(long)]
+    root: PathBuf,
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    status: PathBuf,
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
 #[derive(Subcommand)]
 pub enum ImageCommand {
     /// Pull an image from a registry into the agent's store.
@@ -217,6 +232,18 @@ pub fn nix_hostname() -> Result<String> {
 pub fn run_shim(a: ShimArgs) -> Result<()> {
     node_agent::runtime::shim::run(&a.root)?;
     Ok(())
+}
+
+/// Runs one exec and exits with 0 once its status file is written (see runtime::exec).
+pub fn run_exec(a: ExecArgs) -> ! {
+    let args = node_agent::runtime::exec::ExecArgs {
+        root: a.root,
+        id: a.id,
+        command: a.command,
+        console_socket: a.console_socket,
+        status: a.status,
+    };
+    std::process::exit(node_agent::runtime::exec::run(&args))
 }
 
 fn open_store(data_dir: &std::path::Path) -> Result<ImageStore> {

@@ -57,6 +57,9 @@ enum Command {
     /// The agent's runtime shim (started by `skiff agent`).
     #[command(hide = true)]
     AgentShim(agent_cmd::ShimArgs),
+    /// One command in a running container (started by `skiff agent` for exec).
+    #[command(hide = true)]
+    AgentExec(agent_cmd::ExecArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -609,6 +612,8 @@ fn main() -> Result<()> {
         // the container's stdio in place: its warnings ("seccomp not available", ...) would land
         // in the container's log, which `kubectl logs` shows. Only its errors may.
         Command::AgentShim(_) => format!("{},libcontainer::process::init=error", cli.log),
+        // The helper's stderr is the command's: its failures go to its status file instead.
+        Command::AgentExec(_) => "off".to_string(),
         // `skiff up`/`down` report their own progress; library logs only when something is wrong.
         Command::Up(_) | Command::Down(_) | Command::Status(_) if cli.log == "info,openraft=warn" => "warn".to_string(),
         _ => cli.log.clone(),
@@ -617,12 +622,13 @@ fn main() -> Result<()> {
     // The shim forks (libcontainer) and unshares: it must run before any runtime thread exists.
     let command = match cli.command {
         Command::AgentShim(a) => return agent_cmd::run_shim(a),
+        Command::AgentExec(a) => agent_cmd::run_exec(a),
         c => c,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         match command {
-            Command::AgentShim(_) => Ok(()),
+            Command::AgentShim(_) | Command::AgentExec(_) => Ok(()),
             Command::Agent(a) => agent_cmd::run_agent(*a).await,
             Command::Proxy(a) => proxy_cmd::run_proxy(*a).await,
             Command::Image { command } => agent_cmd::run_image(command).await,

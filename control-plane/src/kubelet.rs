@@ -1,5 +1,6 @@
-//! The API server's client for node agents (kubelet's `:10250`): `pods/log` is answered by
-//! the agent of the pod's node, and this module makes the call.
+//! The API server's client for node agents (kubelet's `:10250`): `pods/log` and `pods/exec`
+//! are answered by the agent of the pod's node, and this module makes the call (for exec, an
+//! HTTP upgrade whose connection the API server then splices to the client's).
 //!
 //! Identity: every master issues itself, at start, a client certificate from the cluster CA for
 //! [`APISERVER_CLIENT_USER`] in group [`APISERVER_CLIENT_GROUP`] (kube-apiserver's
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::HOST;
+use hyper::header::{HeaderName, HeaderValue, HOST};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -93,8 +94,32 @@ impl KubeletClient {
     /// `GET path_and_query` on the agent at `addr`; the response with its body unread (the
     /// caller streams it).
     pub async fn get(&self, addr: SocketAddr, path_and_query: &str) -> Result<Response<Incoming>, KubeletError> {
-        let req = Request::get(path_and_query)
-            .header(HOST, addr.to_string())
+        self.send(addr, path_and_query, &[]).await
+    }
+
+    /// `GET path_and_query` with `headers` (an upgrade request: `Connection: Upgrade` and the
+    /// protocol's own); a 101 answer can be turned into the connection with
+    /// `hyper::upgrade::on`.
+    pub async fn upgrade(
+        &self,
+        addr: SocketAddr,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Response<Incoming>, KubeletError> {
+        self.send(addr, path_and_query, headers).await
+    }
+
+    async fn send(
+        &self,
+        addr: SocketAddr,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Response<Incoming>, KubeletError> {
+        let mut builder = Request::get(path_and_query).header(HOST, addr.to_string());
+        for (k, v) in headers {
+            builder = builder.header(k, v);
+        }
+        let req = builder
             .body(String::new())
             .map_err(|e| KubeletError::Request(e.to_string()))?;
         let call = async {
@@ -110,9 +135,10 @@ impl KubeletClient {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
                 .map_err(|source| KubeletError::Http { addr, source })?;
-            // Ends with the response body (or when it is dropped: the client left).
+            // Ends with the response body (or when it is dropped: the client left), or hands
+            // the connection over after a 101.
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                if let Err(e) = conn.with_upgrades().await {
                     tracing::debug!(%addr, error = %e, "agent connection");
                 }
             });

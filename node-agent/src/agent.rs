@@ -20,7 +20,7 @@ use crate::node::{self, NodeConfig};
 use crate::node_network::NodeNetwork;
 use crate::pod::{Context, Worker};
 use crate::runtime::{rootfs, sandbox, ContainerInfo, RuntimeClient};
-use crate::server::{self, LogSource, PodIndex, RunningFn, ServerConfig};
+use crate::server::{self, ExecSource, LogSource, PodIndex, RunningFn, ServerConfig};
 use crate::static_pods;
 use crate::AgentError;
 
@@ -151,9 +151,9 @@ pub async fn run(cfg: AgentConfig, stop: CancellationToken) -> Result<(), AgentE
                 "the agent server needs the cluster CA in the kubeconfig (or --listen-kubelet off)".into(),
             )
         })?;
-        let runtime = runtime.clone();
+        let listing = runtime.clone();
         let running: RunningFn = Arc::new(move |prefix: String| {
-            let runtime = runtime.clone();
+            let runtime = listing.clone();
             Box::pin(async move {
                 match runtime.list().await {
                     Ok(all) => all
@@ -170,12 +170,18 @@ pub async fn run(cfg: AgentConfig, stop: CancellationToken) -> Result<(), AgentE
             running,
             stop: stop.clone(),
         };
+        let exec = ExecSource {
+            pods: pods.clone(),
+            runtime: runtime.clone(),
+            stop: stop.clone(),
+            counter: Default::default(),
+        };
         let server_cfg = ServerConfig {
             listen,
             node_ip: cfg.node_ip,
             ca_pem,
         };
-        server::start(&server_cfg, src).await?;
+        server::start(&server_cfg, src, exec).await?;
     }
     loop {
         match node::register(&client, &node_cfg).await {

@@ -39,7 +39,7 @@ pub struct LogQuery {
 }
 
 /// Go's `strconv.ParseBool`, which kube-apiserver's parameter codec uses.
-fn boolean(q: &Query, k: &str) -> ApiResult<bool> {
+pub(super) fn boolean(q: &Query, k: &str) -> ApiResult<bool> {
     match q.get(k) {
         None | Some("") => Ok(false),
         Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
@@ -193,15 +193,10 @@ pub fn agent_address(node: &Value) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// GET pods/{name}/log.
-pub async fn pod_log(st: &Arc<ApiState>, t: &Target, q: &Query) -> ApiResult<Response> {
-    let name = t.name.as_deref().unwrap_or("");
-    let ns = t.namespace.as_deref().unwrap_or("");
-    let lq = LogQuery::parse(q, name)?;
-    let pod = st.storage.must_get(t.res, Some(ns), name).await?;
-    let container = choose_container(&pod.obj, name, lq.container.as_deref())?;
+/// The node a pod runs on and its agent's address: 400 for a pod not scheduled yet (as
+/// Kubernetes words it), 503 naming the node when its agent cannot be reached.
+pub(super) async fn reach_agent(st: &Arc<ApiState>, pod: &Value, name: &str) -> ApiResult<(String, SocketAddr)> {
     let Some(node_name) = pod
-        .obj
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
@@ -217,6 +212,17 @@ pub async fn pod_log(st: &Arc<ApiState>, t: &Target, q: &Query) -> ApiResult<Res
         })?;
     let addr = agent_address(&node.obj)
         .map_err(|why| ApiError::unavailable(format!("cannot reach the agent of node {node_name}: {why}")))?;
+    Ok((node_name.to_string(), addr))
+}
+
+/// GET pods/{name}/log.
+pub async fn pod_log(st: &Arc<ApiState>, t: &Target, q: &Query) -> ApiResult<Response> {
+    let name = t.name.as_deref().unwrap_or("");
+    let ns = t.namespace.as_deref().unwrap_or("");
+    let lq = LogQuery::parse(q, name)?;
+    let pod = st.storage.must_get(t.res, Some(ns), name).await?;
+    let container = choose_container(&pod.obj, name, lq.container.as_deref())?;
+    let (node_name, addr) = reach_agent(st, &pod.obj, name).await?;
     let path = format!(
         "/containerLogs/{}/{}/{}?{}",
         encode(ns),
@@ -255,7 +261,7 @@ pub async fn pod_log(st: &Arc<ApiState>, t: &Target, q: &Query) -> ApiResult<Res
 
 /// Path segments are object names (DNS labels and subdomains): nothing to escape in valid
 /// ones, but a stray character must not change the path.
-fn encode(segment: &str) -> String {
+pub(super) fn encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {

@@ -1,10 +1,12 @@
 //! The Kubernetes API over HTTP: one router for discovery, OpenAPI, health, metrics and every
 //! resource path. Resource requests are parsed into a `Target` and dispatched by verb:
 //! `read.rs` (get, list), `watch.rs`, `write.rs` (create, update, patch), `delete.rs`,
-//! `subresource.rs` (scale, binding, log/exec).
+//! `subresource.rs` (scale, binding, token), `logs.rs` (pods/log) and `exec.rs` (pods/exec,
+//! proxied to the pod's node agent).
 
 pub mod body;
 pub mod delete;
+pub mod exec;
 pub mod logs;
 pub mod metrics;
 mod read;
@@ -81,7 +83,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
     let received = chrono::Utc::now();
@@ -92,6 +94,8 @@ async fn handle(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
+    // Taken before the body: an exec upgrade keeps the client's connection.
+    let upgrade = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>();
     let mut body = req.into_body();
     let path = uri.path().to_string();
     // For the audit log: what was asked, by whom (and as whom), and the decision.
@@ -110,7 +114,7 @@ async fn handle(
         None => bootstrap_token_user(&st, &headers).await,
     };
     let (resp, verb, resource) = match authenticated {
-        None if is_public(&path) => route(&st, &method, &uri, &headers, body, &anonymous()).await,
+        None if is_public(&path) => route(&st, &method, &uri, &headers, body, upgrade, &anonymous()).await,
         None => unauthorized(&mut audit),
         Some(_) if !service_account_live(&st, sa_token.as_ref()).await => unauthorized(&mut audit),
         Some(real) => {
@@ -129,7 +133,7 @@ async fn handle(
                             Err(e) => return e.into_response(),
                         }
                     }
-                    route(&st, &method, &uri, &headers, body, &user).await
+                    route(&st, &method, &uri, &headers, body, upgrade, &user).await
                 }
                 Err((e, attrs)) => {
                     audit = Some((attrs, None, "forbid"));
@@ -266,6 +270,7 @@ async fn route(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
     user: &UserInfo,
 ) -> (Response, &'static str, String) {
     let path = uri.path();
@@ -330,7 +335,13 @@ async fn route(
         Ok(q) => q,
         Err(e) => return (e.into_response(), "", resource),
     };
-    let (verb, result) = dispatch(st, method, &target, &query, headers, body, user).await;
+    let (verb, result) = match (method.as_str(), &target.name, target.subresource.as_deref()) {
+        // RBAC sees exec as `create` on pods/exec, as Kubernetes does.
+        ("GET" | "POST", Some(_), Some("exec")) if target.res.plural == "pods" => {
+            ("create", exec::pod_exec(st, &target, &query, headers, upgrade).await)
+        }
+        _ => dispatch(st, method, &target, &query, headers, body, user).await,
+    };
     let resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -398,7 +409,6 @@ async fn dispatch(
         ("GET", None, _) => ("list", read::list(st, t, q, headers).await),
         ("GET", Some(_), Some("scale")) => ("get", subresource::get_scale(st, t).await),
         ("GET", Some(_), Some("log")) if t.res.plural == "pods" => ("get", logs::pod_log(st, t, q).await),
-        ("GET" | "POST", Some(_), Some("log" | "exec")) => ("get", subresource::node_only(st, t).await),
         ("GET", Some(_), None | Some("status")) => ("get", read::get(st, t, q, headers).await),
         ("POST", None, None) => ("create", write::create(st, t, q, headers, body, user).await),
         ("POST", Some(_), Some("token")) => ("create", subresource::token(st, t, q, headers, body, user).await),

@@ -70,19 +70,30 @@ pub fn parse_path(path: &str) -> ApiResult<Option<Target>> {
 #[derive(Debug, Default, Clone)]
 pub struct Query {
     map: HashMap<String, String>,
+    /// Every value of `command` in order (exec's arguments: the one repeated parameter).
+    commands: Vec<String>,
 }
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> ApiResult<Query> {
         let mut map = HashMap::new();
+        let mut commands = Vec::new();
         if let Some(q) = raw {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
                 .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
             for (k, v) in pairs {
+                if k == "command" {
+                    commands.push(v.clone());
+                }
                 map.insert(k, v);
             }
         }
-        Ok(Query { map })
+        Ok(Query { map, commands })
+    }
+
+    /// Every `command` parameter, in order.
+    pub fn commands(&self) -> &[String] {
+        &self.commands
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {

@@ -1,6 +1,6 @@
 //! Subresources with their own shapes: `scale` (autoscaling/v1 Scale over a workload's
-//! replicas), `binding` (a pod's node, set once), `exec` (not served yet; `log` is in `logs`)
-//! and `token` (TokenRequest).
+//! replicas), `binding` (a pod's node, set once) and `token` (TokenRequest); `log` and `exec`
+//! are in `logs` and `exec`.
 
 use std::sync::Arc;
 
@@ -201,27 +201,6 @@ pub async fn bind(st: &Arc<ApiState>, t: &Target, q: &Query, headers: &HeaderMap
 
 fn success_status() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
-}
-
-/// pods/exec (and log of anything but pods) would be answered by the node agent of the pod's
-/// node, which does not serve them yet.
-pub async fn node_only(st: &Arc<ApiState>, t: &Target) -> ApiResult<Response> {
-    let name = t.name.as_deref().unwrap_or("");
-    let pod = st.storage.must_get(t.res, t.namespace.as_deref(), name).await?;
-    match pod
-        .obj
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-    {
-        None => Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        ))),
-        Some(node) => Err(ApiError::unavailable(format!(
-            "pod {name} runs on node {node}, whose agent does not serve {} yet",
-            t.subresource.as_deref().unwrap_or("")
-        ))),
-    }
 }
 
 /// POST serviceaccounts/<name>/token: the TokenRequest API (`kubectl create token`).

@@ -38,6 +38,11 @@ pub fn for_target(user: &User, method: &Method, t: &Target, watch: bool) -> Attr
     if watch && t.name.is_some() {
         verb = "watch".to_string();
     }
+    // Running something in a pod is a create, whichever method carries it: a WebSocket
+    // upgrade is a GET (as kube-apiserver 1.35's AuthorizePodWebsocketUpgradeCreatePermission).
+    if matches!(t.subresource.as_deref(), Some("exec" | "attach" | "portforward")) && t.res.plural == "pods" {
+        verb = "create".to_string();
+    }
     // kube-apiserver reads `/namespaces/<name>` as being in namespace <name>, so a RoleBinding
     // in a namespace can grant access to that namespace object itself.
     let namespace = match (&t.namespace, &t.name) {
@@ -88,6 +93,18 @@ mod tests {
     fn attrs(method: Method, path: &str, watch: bool) -> Attributes {
         let t = parse_path(path).expect("path").expect("resource path");
         for_target(&user(), &method, &t, watch)
+    }
+
+    #[test]
+    fn exec_is_a_create_even_as_a_websocket_get() {
+        for m in [Method::GET, Method::POST] {
+            let a = attrs(m, "/api/v1/namespaces/a/pods/web/exec", false);
+            assert_eq!((a.verb.as_str(), a.subresource.as_str()), ("create", "exec"));
+        }
+        assert_eq!(
+            attrs(Method::GET, "/api/v1/namespaces/a/pods/web/log", false).verb,
+            "get"
+        );
     }
 
     #[test]

@@ -150,6 +150,11 @@ impl RuntimeClient {
         Ok(ns)
     }
 
+    /// Runs a command in a running container (see `exec_client`); `n` names its files.
+    pub async fn exec(&self, req: &super::ExecRequest, n: u64) -> Result<super::ExecProcess, RuntimeError> {
+        super::ExecProcess::start(&self.root, &self.exe, req, n).await
+    }
+
     pub async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
         self.call(&Request::List).await
     }

@@ -4,12 +4,16 @@
 //! - `protocol`: the agent <-> shim wire format (JSON lines over a Unix socket).
 //! - `shim`: the single-threaded shim process that calls libcontainer and reaps containers.
 //! - `client`: the agent's async side: starts the shim if none runs, calls it, follows exits.
+//! - `exec`: `skiff agent-exec`, the helper that runs one command in a running container.
+//! - `exec_client`: the agent's side of an exec: starts the helper, its pipes or terminal.
 //! - `sandbox`: a pod's network, IPC and UTS namespaces, pinned to files (no pause process).
 //! - `rootfs`: a container's overlayfs root over its image's unpacked layers.
 //! - `cgroups`: the pod-level cgroups the agent owns (libcontainer removes only the leaves).
 
 pub mod cgroups;
 pub mod client;
+pub mod exec;
+pub mod exec_client;
 pub mod protocol;
 pub mod rootfs;
 pub mod sandbox;
@@ -18,6 +22,7 @@ pub mod shim;
 use std::path::{Path, PathBuf};
 
 pub use client::RuntimeClient;
+pub use exec_client::{ExecEnd, ExecProcess, ExecRequest};
 pub use protocol::{ContainerInfo, Phase};
 
 #[derive(Debug, thiserror::Error)]

@@ -39,7 +39,7 @@ pub fn socket_path(root: &Path) -> PathBuf {
     root.join("shim.sock")
 }
 
-fn state_dir(root: &Path) -> PathBuf {
+pub(crate) fn state_dir(root: &Path) -> PathBuf {
     root.join("containers")
 }
 
@@ -107,7 +107,7 @@ pub fn run(root: &Path) -> Result<(), RuntimeError> {
 /// libcontainer's default executor, after restoring the signal mask: the shim blocks SIGCHLD
 /// and SIGPIPE for itself, and a blocked mask survives exec.
 #[derive(Clone)]
-struct ShimExecutor;
+pub(crate) struct ShimExecutor;
 
 impl Executor for ShimExecutor {
     fn exec(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorError> {
@@ -519,7 +519,7 @@ impl Shim {
 }
 
 /// libcontainer's errors wrap their causes; a user needs the innermost ("executable not found").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {

@@ -1,19 +1,24 @@
 //! The agent's HTTPS server, kubelet's `:10250` for skiff: the API server calls it for
 //! `pods/log` (`GET /containerLogs/{namespace}/{pod}/{container}`, kubelet's path and query
-//! names) and gets the container's output as a `text/plain` stream.
+//! names) and gets the container's output as a `text/plain` stream, and for `pods/exec`
+//! (`/exec/{namespace}/{pod}/{container}`, a WebSocket in Kubernetes' channel protocol).
 //!
 //! Only the API servers may call (see `auth`): TLS verifies the client certificate against the
 //! cluster CA, then the connection's user must be the API servers' one. HTTP/1.1 only; one
 //! request or many per connection.
 //!
 //! # Layout
-//! - `route`: paths and query parameters to a [`LogRequest`] (pure).
+//! - `route`: paths and query parameters to a [`LogRequest`] or an exec request (pure).
+//! - `channel`: the exec streams' wire protocol, `v5.channel.k8s.io` / `v4` (pure).
+//! - `exec`: the exec upgrade and session.
 //! - `auth`: the self-signed serving certificate, the TLS configuration, the client check.
 //! - `logs`: which file a request reads, and the streaming task.
 //! - `body`: response bodies and the channel the log reader writes into.
 
 mod auth;
 mod body;
+pub mod channel;
+mod exec;
 mod logs;
 mod route;
 
@@ -32,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 pub use auth::APISERVER_CLIENT_USER;
+pub use exec::ExecSource;
 pub use logs::{LogSource, RunningFn};
 pub use route::LogRequest;
 
@@ -114,7 +120,11 @@ pub struct ServerConfig {
 
 /// Binds the listener (so a taken port fails the agent's start) and returns the task serving it
 /// until `src.stop` is cancelled.
-pub async fn start(cfg: &ServerConfig, src: LogSource) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+pub async fn start(
+    cfg: &ServerConfig,
+    src: LogSource,
+    exec: ExecSource,
+) -> Result<tokio::task::JoinHandle<()>, ServerError> {
     let tls = TlsAcceptor::from(auth::server_config(&cfg.ca_pem, cfg.node_ip)?);
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -122,11 +132,11 @@ pub async fn start(cfg: &ServerConfig, src: LogSource) -> Result<tokio::task::Jo
             addr: cfg.listen,
             source,
         })?;
-    tracing::info!(listen = %cfg.listen, "agent server serving container logs");
-    Ok(tokio::spawn(accept_loop(listener, tls, src)))
+    tracing::info!(listen = %cfg.listen, "agent server serving container logs and exec");
+    Ok(tokio::spawn(accept_loop(listener, tls, src, exec)))
 }
 
-async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, src: LogSource) {
+async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, src: LogSource, exec: ExecSource) {
     let stop = src.stop.clone();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -140,7 +150,7 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, src: LogSource) {
                 }
             },
         };
-        let (tls, src) = (tls.clone(), src.clone());
+        let (tls, src, exec) = (tls.clone(), src.clone(), exec.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -154,17 +164,22 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, src: LogSource) {
             if let Err(r) = &client {
                 tracing::info!(%peer, reason = %r.message, "agent server refused a client");
             }
+            let client = Arc::new(client);
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let resp = match &client {
-                    Ok(()) => handle(&src, &req),
-                    Err(r) => rejection(r),
-                };
-                async move { Ok::<_, Infallible>(resp) }
+                let (client, src, exec) = (client.clone(), src.clone(), exec.clone());
+                async move {
+                    let resp = match client.as_ref() {
+                        Ok(()) => handle(&src, &exec, req).await,
+                        Err(r) => rejection(r),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "agent server connection");
             }
@@ -172,17 +187,21 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, src: LogSource) {
     }
 }
 
-fn handle(src: &LogSource, req: &Request<Incoming>) -> Response<ResponseBody> {
+async fn handle(src: &LogSource, exec: &ExecSource, req: Request<Incoming>) -> Response<ResponseBody> {
     let route = route::parse(
         req.method().as_str(),
         req.uri().path(),
         req.uri().query(),
         chrono::Utc::now(),
     );
-    let served = route.and_then(|r| match r {
-        Route::Healthz => Ok(ResponseBody::text("ok")),
-        Route::Logs(l) => logs::serve(src, l),
-    });
+    let served = match route {
+        Ok(Route::Healthz) => Ok(ResponseBody::text("ok")),
+        Ok(Route::Logs(l)) => logs::serve(src, l),
+        Ok(Route::Exec(q)) => {
+            return exec::serve(exec, q, req).await.unwrap_or_else(|r| rejection(&r));
+        }
+        Err(r) => Err(r),
+    };
     match served {
         Ok(body) => text(StatusCode::OK, body),
         Err(r) => rejection(&r),

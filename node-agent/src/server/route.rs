@@ -1,7 +1,9 @@
 //! The agent server's paths and query parameters, as kubelet names them (pure).
 //!
 //! `GET /containerLogs/{namespace}/{pod}/{container}` with `follow`, `tailLines`, `limitBytes`,
-//! `sinceSeconds`, `sinceTime`, `timestamps` and `previous`. Booleans are read as Go's
+//! `sinceSeconds`, `sinceTime`, `timestamps` and `previous`; `GET` or `POST
+//! /exec/{namespace}/{pod}/{container}` with `command` (repeated, one per argument), `input`,
+//! `output`, `error` and `tty`. Booleans are read as Go's
 //! `strconv.ParseBool` reads them (the API server and kubectl are Go); unknown parameters are
 //! ignored, as kubelet ignores them. Values are checked here so a bad one is a 400 naming the
 //! parameter, never a half-started stream.
@@ -21,10 +23,24 @@ pub struct LogRequest {
     pub opts: LogOptions,
 }
 
+/// An exec request (the WebSocket upgrade is checked by the handler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecQuery {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
 /// What a request path names.
 #[derive(Debug)]
 pub enum Route {
     Logs(LogRequest),
+    Exec(ExecQuery),
     Healthz,
 }
 
@@ -69,6 +85,18 @@ pub fn parse(method: &str, path: &str, query: Option<&str>, now: DateTime<Utc>) 
                 opts,
             })
         }
+        ["exec", ns, pod, container] if [ns, pod, container].iter().all(|s| is_name(s)) => {
+            if method != "GET" && method != "POST" {
+                return Err(Rejection {
+                    status: 405,
+                    message: format!("method {method} is not allowed on {path}"),
+                });
+            }
+            let params: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+                .map_err(|e| Rejection::bad_request(format!("malformed query string: {e}")))?;
+            return exec_query(ns, pod, container, &params).map(Route::Exec);
+        }
+        ["exec", ..] => return Err(Rejection::bad_request("expected /exec/{namespace}/{pod}/{container}")),
         ["containerLogs", ..] => {
             return Err(Rejection::bad_request(
                 "expected /containerLogs/{namespace}/{pod}/{container}",
@@ -94,6 +122,33 @@ fn is_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+fn exec_query(ns: &str, pod: &str, container: &str, params: &[(String, String)]) -> Result<ExecQuery, Rejection> {
+    let get = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let q = ExecQuery {
+        namespace: ns.to_string(),
+        pod: pod.to_string(),
+        container: container.to_string(),
+        command: params
+            .iter()
+            .filter(|(n, _)| n == "command")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        stdin: boolean(get("input"), "input")?,
+        stdout: boolean(get("output"), "output")?,
+        stderr: boolean(get("error"), "error")?,
+        tty: boolean(get("tty"), "tty")?,
+    };
+    if q.command.is_empty() || q.command[0].is_empty() {
+        return Err(Rejection::bad_request("command: at least one argument is required"));
+    }
+    if !(q.stdin || q.stdout || q.stderr) {
+        return Err(Rejection::bad_request(
+            "you must specify at least 1 of stdin, stdout, stderr (input, output, error)",
+        ));
+    }
+    Ok(q)
 }
 
 fn log_options(params: &[(String, String)], now: DateTime<Utc>) -> Result<(bool, LogOptions), Rejection> {
@@ -174,7 +229,7 @@ mod tests {
     fn logs(path: &str, query: &str) -> Result<LogRequest, Rejection> {
         match parse("GET", path, Some(query), now())? {
             Route::Logs(r) => Ok(r),
-            Route::Healthz => Err(Rejection::bad_request("healthz")),
+            _ => Err(Rejection::bad_request("not a log request")),
         }
     }
 
@@ -246,9 +301,57 @@ mod tests {
             assert_eq!(logs(bad, "").unwrap_err().status, 400, "{bad}");
         }
         assert_eq!(logs("/containerLogs/ns/p/c/extra", "").unwrap_err().status, 400);
-        assert_eq!(logs("/exec/ns/p/c", "").unwrap_err().status, 404);
+        assert_eq!(logs("/nothing/ns/p/c", "").unwrap_err().status, 404);
         assert_eq!(logs("/", "").unwrap_err().status, 404);
         let e = parse("POST", "/containerLogs/ns/p/c", None, now()).unwrap_err();
         assert_eq!(e.status, 405);
+    }
+
+    fn exec(method: &str, path: &str, query: &str) -> Result<ExecQuery, Rejection> {
+        match parse(method, path, Some(query), now())? {
+            Route::Exec(q) => Ok(q),
+            _ => Err(Rejection::bad_request("not an exec request")),
+        }
+    }
+
+    #[test]
+    fn exec_takes_kubelets_parameters_and_every_argument_in_order() {
+        let q = exec(
+            "POST",
+            "/exec/prod/web/app",
+            "command=sh&command=-c&command=echo+a%26b&input=1&output=1&error=true&tty=0",
+        )
+        .unwrap();
+        assert_eq!(
+            (q.namespace.as_str(), q.pod.as_str(), q.container.as_str()),
+            ("prod", "web", "app")
+        );
+        assert_eq!(q.command, ["sh", "-c", "echo a&b"]);
+        assert!(q.stdin && q.stdout && q.stderr && !q.tty);
+        assert!(exec("GET", "/exec/ns/p/c", "command=ls&output=1").is_ok());
+    }
+
+    #[test]
+    fn exec_refuses_what_cannot_run() {
+        let e = exec("GET", "/exec/ns/p/c", "output=1").unwrap_err();
+        assert!(e.message.contains("command"), "{}", e.message);
+        let e = exec("GET", "/exec/ns/p/c", "command=ls").unwrap_err();
+        assert!(e.message.contains("stdin, stdout, stderr"), "{}", e.message);
+        let e = exec("GET", "/exec/ns/p/c", "command=ls&tty=maybe&output=1").unwrap_err();
+        assert!(e.message.contains("tty"), "{}", e.message);
+        assert_eq!(
+            exec("DELETE", "/exec/ns/p/c", "command=ls&output=1")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(
+            exec("GET", "/exec/ns/../c", "command=ls&output=1").unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            exec("GET", "/exec/ns/p", "command=ls&output=1").unwrap_err().status,
+            400
+        );
     }
 }
