@@ -10,7 +10,8 @@
 # image is ErrImagePull/ImagePullBackOff; a memory limit is enforced (OOMKilled); a Deployment
 # runs its replicas; deleting pods removes every mount, cgroup, veth and IP they had; `kubectl
 # logs` (--tail, --timestamps, --since, --limit-bytes, -c, -f, --previous) reads containers' output
-# through the agents' HTTPS servers, which admit only the API servers.
+# through the agents' HTTPS servers, which admit only the API servers; `kubectl exec` (-i, -t,
+# exit codes, RBAC) runs commands in containers through the same servers.
 #
 # Env: SKIFF_BIN, KEEP_TMP=1.
 set -euo pipefail
@@ -137,7 +138,7 @@ spec:
   - {name: left, image: $IMG, command: [sh, -c, 'echo from left']}
   - {name: right, image: $IMG, command: [sh, -c, 'echo from right']}
 YAML
-k run ticker --image="$IMG" --overrides='{"spec":{"nodeName":"n1"}}' --command -- \
+k run ticker --image="$IMG" --env=SKIFF_GREETING=ahoy --overrides='{"spec":{"nodeName":"n1"}}' --command -- \
     sh -c 'i=0; while true; do i=$((i+1)); echo tick $i; busybox sleep 1; done' >/dev/null
 wait_for 60 phase_is talker Succeeded || true
 wait_for 60 phase_is pair Succeeded || true
@@ -179,6 +180,37 @@ check_match "the agent server refuses a client without a certificate (401)" '^40
 "$KUBECTL" config view --kubeconfig "$TMP/m1/admin.kubeconfig" --raw -o jsonpath='{.users[0].user.client-key-data}' | base64 -d >"$TMP/admin.key"
 check_match "the agent server refuses the cluster admin (403): only API servers may call" '^403 Forbidden: user "admin"' \
     "$(agent_get --cert "$TMP/admin.crt" --key "$TMP/admin.key")"
+
+# ------------------------------------------------------------------ kubectl exec --
+# WebSocket (v5.channel.k8s.io) from kubectl to the API server, spliced to the agent's server,
+# which runs the command in the container through libcontainer.
+exec_out=$(k exec ticker -- sh -c 'echo out; echo err >&2; exit 3' 2>"$TMP/exec.err") && rc=0 || rc=$?
+check_eq "kubectl exec: stdout, stderr and the exit code" "out|err|3" "$exec_out|$(grep -v '^command terminated' "$TMP/exec.err")|$rc"
+check_eq "kubectl exec -i: stdin to the command, closed at its end" "hi 20000" \
+    "$(echo hi | k exec -i ticker -- busybox cat 2>&1) $(seq 1 20000 | k exec -i ticker -- busybox wc -l 2>&1 | tr -d ' ')"
+check_eq "exec runs in the container: its env, its PID 1" "ahoy sh -c i=0;" \
+    "$(k exec ticker -- sh -c 'echo $SKIFF_GREETING' 2>&1) $(k exec ticker -- busybox cat /proc/1/cmdline 2>&1 | tr '\0' ' ' | cut -d' ' -f1-3)"
+# -t: a terminal in the container, sized as kubectl's own (script gives kubectl one; at the end
+# of its empty stdin script types a NUL, which the container's terminal echoes as ^@).
+tty_out=$(inm script -qec "stty cols 123 rows 45; $KUBECTL --kubeconfig $TMP/m1/admin.kubeconfig --server https://$NET.1:6443 exec -it ticker -- sh -c 'busybox tty; busybox stty size'" /dev/null </dev/null 2>&1 | tr -d '\r' | sed 's/\^@//g')
+check_match "kubectl exec -it: a pty, with the client's window size" '^/dev/pts/[0-9]+ 45 123$' "$(echo $tty_out)"
+check_match "exec into an unknown container: 400" 'container nosuch is not valid for pod ticker' \
+    "$(k exec ticker -c nosuch -- true 2>&1)"
+check_match "exec of a missing command: the reason, exit code not 0" 'no-such-cmd.*(not found|No such file)' \
+    "$(k exec ticker -- no-such-cmd 2>&1 && echo exited 0)"
+check_match "exec into a completed pod: 400" 'cannot exec into a container in a completed pod; current phase is Succeeded' \
+    "$(k exec talker -- true 2>&1)"
+k create role pod-reader --verb=get,list --resource=pods >/dev/null
+k create rolebinding eve-reads --role=pod-reader --user=eve >/dev/null
+check_match "exec needs create on pods/exec (RBAC): reading pods is not enough" 'forbidden: User "eve" cannot create resource "pods/exec"' \
+    "$(k exec --as=eve ticker -- true 2>&1)"
+# A client that goes away takes its command with it.
+inm timeout 3 "$KUBECTL" --kubeconfig "$TMP/m1/admin.kubeconfig" --server "https://$NET.1:6443" \
+    exec ticker -- busybox sleep 4242 >/dev/null 2>&1 || true
+sleep_gone() { ! pgrep -f 'sleep 4242' >/dev/null; }
+wait_for 10 sleep_gone || true
+check_eq "an abandoned exec's command is killed; no helper or file left" "0 0 " \
+    "$(pgrep -fc 'sleep 4242' || true) $(pgrep -fc 'skiff agent-exec' || true) $(ls "$TMP"/n1/runtime/exec 2>&1)"
 
 # ------------------------------------------------------------------ probes --
 cat <<YAML | k create -f - >/dev/null

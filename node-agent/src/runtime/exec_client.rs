@@ -29,6 +29,9 @@ pub struct ExecRequest {
     pub command: Vec<String>,
     pub stdin: bool,
     pub tty: bool,
+    /// The terminal's first window size (width, height), set the moment the pty arrives:
+    /// before the command has got far enough to ask for it.
+    pub size: Option<(u16, u16)>,
 }
 
 /// How an exec ended.
@@ -135,6 +138,9 @@ impl ExecProcess {
                     p.stdout = Some(r);
                     p.stdin = Some(w);
                     p.pty = Some(master);
+                    if let Some((width, height)) = req.size {
+                        p.resize(width, height);
+                    }
                 }
                 Err(why) => {
                     tracing::debug!(%why, "exec without a terminal");

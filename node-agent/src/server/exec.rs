@@ -22,7 +22,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
@@ -31,10 +32,13 @@ use super::body::ResponseBody;
 use super::channel::{self, Inbound, Outcome};
 use super::route::{ExecQuery, Rejection};
 use super::PodIndex;
+use crate::runtime::exec_client::{ExecProcess, Writer};
 use crate::runtime::{ExecEnd, ExecRequest, Phase, RuntimeClient};
 
 /// How long output may still come after the command ended.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long a terminal session waits for the client's window size before starting anyway.
+const INITIAL_SIZE_WAIT: Duration = Duration::from_millis(500);
 /// Largest read from the command's output per message.
 const CHUNK: usize = 32 * 1024;
 
@@ -83,6 +87,7 @@ pub async fn serve(
         command: q.command.clone(),
         stdin: q.stdin,
         tty: q.tty,
+        size: None,
     };
     let src = src.clone();
     let on_upgrade = hyper::upgrade::on(req);
@@ -141,8 +146,29 @@ async fn running_container(src: &ExecSource, q: &ExecQuery) -> Result<String, Re
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-async fn session(ws: Ws, protocol: &'static str, src: &ExecSource, req: ExecRequest, q: ExecQuery) {
+async fn session(ws: Ws, protocol: &'static str, src: &ExecSource, mut req: ExecRequest, q: ExecQuery) {
     let (mut tx, mut rx) = ws.split();
+    // kubectl sends its window size first thing; a command that asks for it at once must find
+    // it set, so a terminal waits for it (briefly: a client may send none).
+    let mut early = Vec::new();
+    if req.tty {
+        let wait = tokio::time::sleep(INITIAL_SIZE_WAIT);
+        tokio::pin!(wait);
+        while req.size.is_none() {
+            tokio::select! {
+                m = rx.next() => match m {
+                    Some(Ok(Message::Binary(b))) => match channel::decode(protocol, &b) {
+                        Ok(Inbound::Resize { width, height }) => req.size = Some((width, height)),
+                        Ok(other) => early.push(other),
+                        Err(why) => tracing::debug!(%why, "exec: bad message from the client"),
+                    },
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(_)) => {}
+                },
+                _ = &mut wait => break,
+            }
+        }
+    }
     let n = src.counter.fetch_add(1, Ordering::Relaxed);
     let mut exec = match src.runtime.exec(&req, n).await {
         Ok(e) => e,
@@ -169,6 +195,9 @@ async fn session(ws: Ws, protocol: &'static str, src: &ExecSource, req: ExecRequ
         tokio::spawn(discard(r));
     }
     let mut stdin = if q.stdin { exec.stdin.take() } else { None };
+    for inbound in early {
+        apply(inbound, &mut stdin, &mut exec, req.tty).await;
+    }
     let mut outcome: Option<Outcome> = None;
     let mut drained = false;
     let grace = tokio::time::sleep(Duration::MAX);
@@ -180,26 +209,7 @@ async fn session(ws: Ws, protocol: &'static str, src: &ExecSource, req: ExecRequ
         tokio::select! {
             m = rx.next() => match m {
                 Some(Ok(Message::Binary(b))) => match channel::decode(protocol, &b) {
-                    Ok(Inbound::Stdin(data)) => {
-                        if let Some(w) = stdin.as_mut() {
-                            if w.write_all(&data).await.is_err() || w.flush().await.is_err() {
-                                stdin = None;
-                            }
-                        }
-                    }
-                    Ok(Inbound::CloseStdin) => {
-                        if let Some(mut w) = stdin.take() {
-                            // A terminal has no end of file of its own: send its EOF character.
-                            if req.tty {
-                                let _ = w.write_all(&[4]).await;
-                                let _ = w.flush().await;
-                            } else {
-                                let _ = w.shutdown().await;
-                            }
-                        }
-                    }
-                    Ok(Inbound::Resize { width, height }) => exec.resize(width, height),
-                    Ok(Inbound::Ignore) => {}
+                    Ok(inbound) => apply(inbound, &mut stdin, &mut exec, req.tty).await,
                     Err(why) => tracing::debug!(%why, "exec: bad message from the client"),
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
@@ -229,13 +239,40 @@ async fn session(ws: Ws, protocol: &'static str, src: &ExecSource, req: ExecRequ
             _ = &mut grace, if !drained => drained = true,
             _ = src.stop.cancelled() => {
                 exec.stop();
-                let _ = tx.send(Message::Close(None)).await;
+                let _ = tx.send(normal_close()).await;
                 return;
             }
         }
     }
     if let Some(o) = outcome {
         finish(&mut tx, &req.command, &o).await;
+    }
+}
+
+/// Acts on one message from the client: input, its end, a window size.
+// `&mut`: an `ExecProcess` is `Send` but not `Sync`, and the session runs on any thread.
+async fn apply(inbound: Inbound, stdin: &mut Option<Writer>, exec: &mut ExecProcess, tty: bool) {
+    match inbound {
+        Inbound::Stdin(data) => {
+            if let Some(w) = stdin.as_mut() {
+                if w.write_all(&data).await.is_err() || w.flush().await.is_err() {
+                    *stdin = None;
+                }
+            }
+        }
+        Inbound::CloseStdin => {
+            if let Some(mut w) = stdin.take() {
+                // A terminal has no end of file of its own: send its EOF character.
+                if tty {
+                    let _ = w.write_all(&[4]).await;
+                    let _ = w.flush().await;
+                } else {
+                    let _ = w.shutdown().await;
+                }
+            }
+        }
+        Inbound::Resize { width, height } => exec.resize(width, height),
+        Inbound::Ignore => {}
     }
 }
 
@@ -248,7 +285,15 @@ where
     let _ = tx
         .send(Message::binary(channel::frame(channel::ERROR, status.as_bytes())))
         .await;
-    let _ = tx.send(Message::Close(None)).await;
+    let _ = tx.send(normal_close()).await;
+}
+
+/// A close frame with code 1000: client-go reads any other code (or none) as an error.
+fn normal_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
 }
 
 async fn pump(mut r: crate::runtime::exec_client::Reader, id: u8, out: mpsc::Sender<Vec<u8>>) {
