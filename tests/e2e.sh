@@ -2,8 +2,8 @@
 # The seed's flow end to end on a `skiff up` cluster (3 masters, 2 agents, each in its own
 # network namespace on a bridge `skiff up` makes; no route out), with stock kubectl from the
 # host: a Deployment of the built-in sample image runs on both agents, a Service in front of
-# it answers a client pod by DNS name, `kubectl logs`, `scale`, `rollout` (update, status,
-# undo) work; then `skiff down` leaves nothing behind (processes, namespaces, bridge, mounts,
+# it answers a client pod by DNS name, `kubectl logs`, `exec`, `scale`, `rollout` (update,
+# status, undo) work; then `skiff down` leaves nothing behind (processes, namespaces, bridge, mounts,
 # cgroups, routes, nftables).
 #
 # Env: SKIFF_BIN, KEEP_TMP=1 (keep the cluster's logs after a failure).
@@ -97,6 +97,10 @@ wait_for 60 done_ok || true
 check_eq "a client pod reaches the service by DNS name" Succeeded "$(k get pod client -o jsonpath='{.status.phase}')"
 check_match "kubectl logs: the client got a page from a hello pod" '^hello from hello-' "$(k logs client 2>&1)"
 check_contains "kubectl logs of a deployment's pod" "hello: serving /www on :8080" "$(k logs deployment/hello 2>&1)"
+check_match "kubectl exec into a deployment's pod: it reaches the service by name" '^hello from hello-' \
+    "$(k exec deployment/hello -- wget -qO- hello 2>&1)"
+check_eq "kubectl exec -i: stdin in, exit code out" "ping|5" \
+    "$(out=$(echo ping | k exec -i deployment/hello -- sh -c 'read l; echo $l; exit 5' 2>/dev/null) && rc=0 || rc=$?; echo "$out|$rc")"
 
 # ---------------------------------------------------------------- scale ----
 k scale deployment hello --replicas=6 >/dev/null
