@@ -232,14 +232,34 @@ spec:
     image: $IMG
     command: [busybox, sleep, "600"]
     livenessProbe: {tcpSocket: {port: 9}, periodSeconds: 1, failureThreshold: 2}
+  - name: flagged
+    image: $IMG
+    command: [sh, -c, 'busybox touch /etc/ready; exec busybox sleep 600']
+    readinessProbe: {exec: {command: [busybox, test, -e, /etc/ready]}, periodSeconds: 1}
+  - name: slow
+    image: $IMG
+    command: [busybox, sleep, "600"]
+    readinessProbe: {exec: {command: [busybox, sleep, "30"]}, periodSeconds: 1, timeoutSeconds: 1}
+  - name: sick
+    image: $IMG
+    command: [busybox, sleep, "600"]
+    livenessProbe: {exec: {command: [busybox, cat, /etc/healthy]}, periodSeconds: 1, failureThreshold: 2}
 YAML
-probed() { [ "$(jp pod probed -o jsonpath='{.status.containerStatuses[?(@.name=="dead")].restartCount}')" -ge 1 ] 2>/dev/null; }
-wait_for 60 probed || true
+restarted_once() { [ "$(jp pod probed -o jsonpath="{.status.containerStatuses[?(@.name==\"$1\")].restartCount}")" -ge 1 ] 2>/dev/null; }
+wait_for 60 restarted_once dead || true
+wait_for 60 restarted_once sick || true
 check_eq "readiness probes: httpGet 200 ready, 404 not ready" "true false" \
     "$(jp pod probed -o jsonpath='{.status.containerStatuses[?(@.name=="web")].ready} {.status.containerStatuses[?(@.name=="picky")].ready}')"
 check_match "liveness probe failure restarts the container" '^[1-9]' \
     "$(jp pod probed -o jsonpath='{.status.containerStatuses[?(@.name=="dead")].restartCount}')"
 check_match "probe failures are events" 'Liveness probe failed: dial tcp' \
+    "$(k get events -o jsonpath='{range .items[*]}{.involvedObject.name}: {.message}{"\n"}{end}' 2>&1 | grep '^probed: ')"
+check_eq "exec probes: exit 0 ready; a command past its timeout not ready" "true false" \
+    "$(jp pod probed -o jsonpath='{.status.containerStatuses[?(@.name=="flagged")].ready} {.status.containerStatuses[?(@.name=="slow")].ready}')"
+check_match "exec liveness failure restarts, its output the event's message" \
+    "^[1-9][0-9]* .*Liveness probe failed: cat: can't open '/etc/healthy': No such file or directory" \
+    "$(jp pod probed -o jsonpath='{.status.containerStatuses[?(@.name=="sick")].restartCount}') $(k get events -o jsonpath='{range .items[*]}{.involvedObject.name}: {.message}{"\n"}{end}' 2>&1 | grep '^probed: ' | paste -sd' ')"
+check_match "an exec probe past its timeout is an event" 'Readiness probe failed: command \[.busybox., .sleep., .30.\] timed out after 1s' \
     "$(k get events -o jsonpath='{range .items[*]}{.involvedObject.name}: {.message}{"\n"}{end}' 2>&1 | grep '^probed: ')"
 
 # ------------------------------------------------------ graceful termination --

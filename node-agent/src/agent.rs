@@ -174,7 +174,6 @@ pub async fn run(cfg: AgentConfig, stop: CancellationToken) -> Result<(), AgentE
             pods: pods.clone(),
             runtime: runtime.clone(),
             stop: stop.clone(),
-            counter: Default::default(),
         };
         let server_cfg = ServerConfig {
             listen,

@@ -2,13 +2,21 @@
 //! `periodSeconds` after `initialDelaySeconds`, each attempt bounded by `timeoutSeconds`; its
 //! result flips after `successThreshold` successes or `failureThreshold` failures in a row.
 //! httpGet and tcpSocket probes go to the pod's IP from the node, as kubelet's do; exec probes
-//! are not supported yet (reported once, counted as success).
+//! run their command in the container (as `kubectl exec` does), exit code 0 being success.
+//! gRPC probes are not supported yet (reported once, counted as success).
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
+
+use crate::runtime::exec_client::Reader;
+use crate::runtime::{ExecEnd, ExecRequest, RuntimeClient};
+
+/// How much of an exec probe's output is kept for its message (kubelet's limit).
+const EXEC_OUTPUT_LIMIT: usize = 10 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -122,9 +130,20 @@ fn port_of(port: &IntOrString, c: &Container) -> Result<u16, String> {
     }
 }
 
-/// Runs one attempt of `p` against the pod at `pod_ip`.
-pub async fn run(p: &Probe, c: &Container, pod_ip: &str) -> Outcome {
+/// Runs one attempt of `p` against the pod at `pod_ip`; an exec probe runs in `container`
+/// (the runtime and the running container's id).
+pub async fn run(p: &Probe, c: &Container, pod_ip: &str, container: Option<(&RuntimeClient, &str)>) -> Outcome {
     let limit = timeout(p);
+    if let Some(exec) = &p.exec {
+        let command = exec.command.clone().unwrap_or_default();
+        if command.first().is_none_or(|c| c.is_empty()) {
+            return Outcome::Failure("exec probe has no command".into());
+        }
+        return match container {
+            Some((runtime, id)) => run_exec(runtime, id, command, limit).await,
+            None => Outcome::Failure("the container is not running".into()),
+        };
+    }
     if let Some(tcp) = &p.tcp_socket {
         let port = match port_of(&tcp.port, c) {
             Ok(port) => port,
@@ -165,13 +184,66 @@ pub async fn run(p: &Probe, c: &Container, pod_ip: &str) -> Outcome {
             Err(e) => Outcome::Failure(format!("Get {url:?}: {e}")),
         };
     }
-    if p.exec.is_some() {
-        return Outcome::Unsupported("exec probes are not supported by this agent yet");
-    }
     if p.grpc.is_some() {
         return Outcome::Unsupported("gRPC probes are not supported by this agent yet");
     }
     Outcome::Failure("probe has no handler".into())
+}
+
+async fn run_exec(runtime: &RuntimeClient, id: &str, command: Vec<String>, limit: Duration) -> Outcome {
+    let req = ExecRequest {
+        container_id: id.to_string(),
+        command,
+        stdin: false,
+        tty: false,
+        size: None,
+    };
+    let mut p = match runtime.exec(&req).await {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failure(e.to_string()),
+    };
+    let (Some(end), stdout, stderr) = (p.take_end(), p.stdout.take(), p.stderr.take()) else {
+        return Outcome::Failure("the exec helper did not start".into());
+    };
+    let attempt = async {
+        let (out, err) = tokio::join!(read_capped(stdout), read_capped(stderr));
+        let end = end
+            .await
+            .unwrap_or_else(|_| ExecEnd::Failed("the exec helper went away".into()));
+        (end, [out, err].concat())
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok((end, output)) => exec_outcome(end, &output),
+        Err(_) => {
+            p.stop();
+            Outcome::Failure(format!("command {:?} timed out after {limit:?}", req.command))
+        }
+    }
+}
+
+/// Reads a stream to its end, keeping the first `EXEC_OUTPUT_LIMIT` bytes.
+async fn read_capped(r: Option<Reader>) -> Vec<u8> {
+    let Some(mut r) = r else { return Vec::new() };
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = r.read(&mut buf).await {
+        let room = EXEC_OUTPUT_LIMIT.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    kept
+}
+
+/// An exec probe's verdict: exit code 0 is success; otherwise the output is the message.
+fn exec_outcome(end: ExecEnd, output: &[u8]) -> Outcome {
+    let text = String::from_utf8_lossy(&output[..output.len().min(EXEC_OUTPUT_LIMIT)])
+        .trim_end()
+        .to_string();
+    match end {
+        ExecEnd::Exited(0) => Outcome::Success,
+        ExecEnd::Exited(code) if text.is_empty() => Outcome::Failure(format!("command exited with code {code}")),
+        ExecEnd::Exited(_) => Outcome::Failure(text),
+        ExecEnd::Failed(why) => Outcome::Failure(why),
+    }
 }
 
 #[cfg(test)]
@@ -242,18 +314,37 @@ mod tests {
         });
         let c = Container::default();
         let tcp: Probe = serde_json::from_value(serde_json::json!({"tcpSocket": {"port": port}})).unwrap_or_default();
-        assert_eq!(run(&tcp, &c, "127.0.0.1").await, Outcome::Success);
+        assert_eq!(run(&tcp, &c, "127.0.0.1", None).await, Outcome::Success);
         let good: Probe = serde_json::from_value(serde_json::json!({"httpGet": {"port": port, "path": "/healthz"}}))
             .unwrap_or_default();
-        assert_eq!(run(&good, &c, "127.0.0.1").await, Outcome::Success);
+        assert_eq!(run(&good, &c, "127.0.0.1", None).await, Outcome::Success);
         let bad: Probe = serde_json::from_value(serde_json::json!({"httpGet": {"port": port, "path": "/other"}}))
             .unwrap_or_default();
-        assert!(matches!(run(&bad, &c, "127.0.0.1").await, Outcome::Failure(m) if m.contains("500")));
+        assert!(matches!(run(&bad, &c, "127.0.0.1", None).await, Outcome::Failure(m) if m.contains("500")));
         let named: Probe =
             serde_json::from_value(serde_json::json!({"tcpSocket": {"port": "web"}})).unwrap_or_default();
-        assert!(matches!(run(&named, &c, "127.0.0.1").await, Outcome::Failure(m) if m.contains("named port")));
+        assert!(matches!(run(&named, &c, "127.0.0.1", None).await, Outcome::Failure(m) if m.contains("named port")));
         let exec: Probe =
             serde_json::from_value(serde_json::json!({"exec": {"command": ["true"]}})).unwrap_or_default();
-        assert!(matches!(run(&exec, &c, "127.0.0.1").await, Outcome::Unsupported(_)));
+        assert!(matches!(run(&exec, &c, "127.0.0.1", None).await, Outcome::Failure(m) if m.contains("not running")));
+        let empty: Probe = serde_json::from_value(serde_json::json!({"exec": {"command": []}})).unwrap_or_default();
+        assert!(matches!(run(&empty, &c, "127.0.0.1", None).await, Outcome::Failure(m) if m.contains("no command")));
+    }
+
+    #[test]
+    fn exec_verdicts_are_kubelets() {
+        assert_eq!(exec_outcome(ExecEnd::Exited(0), b"noise"), Outcome::Success);
+        assert_eq!(
+            exec_outcome(ExecEnd::Exited(1), b"cat: can't open '/tmp/healthy'\n"),
+            Outcome::Failure("cat: can't open '/tmp/healthy'".into())
+        );
+        assert_eq!(
+            exec_outcome(ExecEnd::Exited(7), b""),
+            Outcome::Failure("command exited with code 7".into())
+        );
+        assert_eq!(
+            exec_outcome(ExecEnd::Failed("executable 'x' not found".into()), b""),
+            Outcome::Failure("executable 'x' not found".into())
+        );
     }
 }

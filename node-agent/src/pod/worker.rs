@@ -569,7 +569,7 @@ impl Worker {
                 }
                 let kind = st.kind;
                 let Some(spec) = kind.of(&c).cloned() else { continue };
-                let outcome = probe::run(&spec, &c, &pod_ip).await;
+                let outcome = probe::run(&spec, &c, &pod_ip, Some((&self.ctx.runtime, &id))).await;
                 let ok = match &outcome {
                     Outcome::Success => true,
                     Outcome::Failure(m) => {

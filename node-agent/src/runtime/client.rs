@@ -2,6 +2,7 @@
 //! follows container exits.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -21,6 +22,8 @@ pub struct RuntimeClient {
     exe: PathBuf,
     socket: PathBuf,
     conn: Mutex<Option<Conn>>,
+    /// Names each exec's files (sessions and probes alike).
+    execs: AtomicU64,
 }
 
 impl RuntimeClient {
@@ -32,6 +35,7 @@ impl RuntimeClient {
             exe: exe.to_path_buf(),
             socket: socket_path(root),
             conn: Mutex::new(None),
+            execs: AtomicU64::new(0),
         })
     }
 }
@@ -151,7 +155,8 @@ impl RuntimeClient {
     }
 
     /// Runs a command in a running container (see `exec_client`); `n` names its files.
-    pub async fn exec(&self, req: &super::ExecRequest, n: u64) -> Result<super::ExecProcess, RuntimeError> {
+    pub async fn exec(&self, req: &super::ExecRequest) -> Result<super::ExecProcess, RuntimeError> {
+        let n = self.execs.fetch_add(1, Ordering::Relaxed);
         super::ExecProcess::start(&self.root, &self.exe, req, n).await
     }
 

@@ -8,7 +8,6 @@
 //! [`DRAIN_GRACE`] after the end: a background process may hold stdout open), or when the
 //! client goes away, which kills the command.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,8 +47,6 @@ pub struct ExecSource {
     pub pods: PodIndex,
     pub runtime: Arc<RuntimeClient>,
     pub stop: CancellationToken,
-    /// Names each exec's files.
-    pub counter: Arc<AtomicU64>,
 }
 
 /// Checks the request, answers the upgrade and runs the session in a task of its own.
@@ -169,8 +166,7 @@ async fn session(ws: Ws, protocol: &'static str, src: &ExecSource, mut req: Exec
             }
         }
     }
-    let n = src.counter.fetch_add(1, Ordering::Relaxed);
-    let mut exec = match src.runtime.exec(&req, n).await {
+    let mut exec = match src.runtime.exec(&req).await {
         Ok(e) => e,
         Err(e) => {
             finish(&mut tx, &req.command, &Outcome::Failed(e.to_string())).await;
