@@ -3,7 +3,9 @@
 # container running, p50/p99 over COUNT pods (default 100, CONCURRENCY 1 at a time), on a
 # 3-master cluster with one agent (tests/agent-cluster.sh: test hosts in network namespaces,
 # a real registry). For comparison, in the same run, the same image's bundle (umoci unpack)
-# started detached with `runc run -d` COUNT times. QUICK=1: 10 pods, 10 runc runs (smoke run).
+# started detached with `runc run -d` COUNT times. Then exec latency: `kubectl exec POD -- busybox
+# true` (with `kubectl get pod`, kubectl's own cost, beside it) and `runc exec` into a runc container
+# of the same bundle, COUNT times each. QUICK=1: 10 of each (smoke run).
 #
 # Env: SKIFF_BIN, COUNT, CONCURRENCY, QUICK, KEEP_TMP=1.
 set -euo pipefail
@@ -15,6 +17,7 @@ COUNT=${COUNT:-100}
 CONCURRENCY=${CONCURRENCY:-1}
 [ "${QUICK:-0}" = 1 ] && COUNT=10
 AGENTS=1
+"$(dirname "$0")/../scripts/deps.sh" runc  # the comparison
 # shellcheck source=tests/agent-cluster.sh
 source "$HERE/agent-cluster.sh"
 
@@ -55,3 +58,34 @@ lat.sort()
 pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
 print("runs %d  runc run -d ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f" % (n, pct(50), pct(90), pct(99), lat[-1]))
 PY
+
+# time_runs LABEL N CMD...: p50/p90/p99/max of N runs of CMD (each must succeed).
+time_runs() {
+    python3 - "$@" <<'PY'
+import subprocess, sys, time
+label, n, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+lat = []
+for i in range(n):
+    t = time.monotonic()
+    # Bounded by timeout(1): subprocess's own timeout polls the child at 50 ms steps.
+    subprocess.run(["timeout", "30"] + cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    lat.append((time.monotonic() - t) * 1000)
+lat.sort()
+pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
+print("runs %d  %s ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f" % (n, label, pct(50), pct(90), pct(99), lat[-1]))
+PY
+}
+
+# The start benchmark's pods are torn down first: exec waits behind them at the shim otherwise.
+no_pods() { [ -z "$(jp pods -o name)" ]; }
+wait_for 120 no_pods
+echo "== exec: \`busybox true\` in a running container, $COUNT times each"
+k run target --image="$IMG" --overrides='{"spec":{"nodeName":"n1"}}' --command -- busybox sleep 3600 >/dev/null
+target_running() { [ "$(jp pod target -o jsonpath='{.status.phase}')" = Running ]; }
+wait_for 60 target_running
+KC=("$KUBECTL" --kubeconfig "$TMP/m1/admin.kubeconfig" --server "https://$NET.1:6443")
+time_runs "kubectl exec" "$COUNT" ip netns exec "$NS_M" "${KC[@]}" exec target -- busybox true
+time_runs "kubectl get pod (kubectl's own cost)" "$COUNT" ip netns exec "$NS_M" "${KC[@]}" get pod target -o name
+runc run -d --bundle "$TMP/bundle" skiff-bench-runc-exec </dev/null >/dev/null
+time_runs "runc exec" "$COUNT" runc exec skiff-bench-runc-exec busybox true
+runc delete -f skiff-bench-runc-exec

@@ -150,6 +150,11 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, src: LogSource, ex
                 }
             },
         };
+        // Small writes (TLS flights, exec frames) go out at once, not after the peer's
+        // delayed ACK.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "agent server TCP_NODELAY");
+        }
         let (tls, src, exec) = (tls.clone(), src.clone(), exec.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
