@@ -19,6 +19,7 @@ bash tests/rbac.sh
 bash tests/scheduler.sh
 bash tests/controllers.sh
 bash tests/agent.sh
+bash tests/hollow.sh
 bash tests/netproxy.sh
 bash tests/e2e.sh
 cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss

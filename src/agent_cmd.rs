@@ -55,6 +55,12 @@ pub struct AgentArgs {
     /// separately, or none).
     #[arg(long)]
     no_proxy: bool,
+    /// Simulate N nodes named NAME-0 .. NAME-(N-1) instead of being one (kubemark's hollow
+    /// nodes, for scale tests): each registers and keeps its Lease, and the pods bound to them
+    /// are reported Running at once; nothing runs. Needs a kubeconfig that may write any node
+    /// and pod status (e.g. the admin one); no runtime, network or service proxy.
+    #[arg(long, value_name = "N")]
+    hollow: Option<u32>,
     #[command(flatten)]
     proxy: crate::proxy_cmd::ProxyFlags,
 }
@@ -157,6 +163,20 @@ pub async fn run_agent(a: AgentArgs) -> Result<()> {
         labels.insert(k.to_string(), v.to_string());
     }
     let node_ip = a.node_ip.unwrap_or_else(default_node_ip);
+    if let Some(count) = a.hollow {
+        let cfg = node_agent::hollow::HollowConfig {
+            prefix: name,
+            count,
+            kubeconfig: a.kubeconfig,
+            servers: a.server,
+            address: node_ip,
+            labels,
+            max_pods: a.max_pods,
+            data_dir: a.data_dir,
+        };
+        node_agent::hollow::run(cfg, stop_on_signals()).await?;
+        return Ok(());
+    }
     let proxy = if a.no_proxy {
         None
     } else {

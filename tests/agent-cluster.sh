@@ -4,7 +4,8 @@
 # machine's own interfaces and no namespace has a default route. A busybox image is built from
 # Debian's busybox-static and pushed to a docker-registry on m (IMG). Everything is torn down on
 # exit, on failure too: processes, the shims and their containers, namespaces, mounts, cgroups.
-# Needs SKIFF_BIN, KUBECTL, HERE (the tests/ directory); AGENTS (default 2), AGENT_ARGS.
+# Needs SKIFF_BIN, KUBECTL, HERE (the tests/ directory); AGENTS (default 2), AGENT_ARGS;
+# NO_IMAGE=1 skips the registry and the image (for hollow nodes, which run nothing).
 # Provides: TMP, NET, NS_M/NS_1/NS_2, inm, k (kubectl as admin), wait_for, jp, start_agent, IMG.
 # shellcheck shell=bash
 
@@ -91,6 +92,7 @@ wait_for() {
 jp() { k get "$@" 2>/dev/null || true; }
 
 # ------------------------------------------------------------- the image --
+if [ "${NO_IMAGE:-0}" != 1 ]; then
 # Its own config: Debian's default one asks for htpasswd credentials.
 printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
     "$TMP/registry" "$NET.1:5000" >"$TMP/registry.yml"
@@ -98,6 +100,7 @@ ip netns exec "$NS_M" docker-registry serve "$TMP/registry.yml" >>"$TMP/registry
 BG_PIDS+=($!)
 wait_for 10 inm curl -sf "http://$NET.1:5000/v2/"
 inm bash "$HERE/busybox-image.sh" "$TMP/layout" "$NET.1:5000/test/busybox:1" >>"$TMP/image.log" 2>&1
+fi
 IMG=$NET.1:5000/test/busybox:1
 
 # -------------------------------------------------------------------- agents --

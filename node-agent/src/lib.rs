@@ -18,6 +18,7 @@
 //! - `server/`: the HTTPS server the API server calls for `pods/log` (kubelet's `:10250`).
 
 pub mod agent;
+pub mod hollow;
 pub mod image;
 pub mod kube;
 pub mod logs;
