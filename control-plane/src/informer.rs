@@ -204,6 +204,11 @@ impl Cache {
         self.read().values().cloned().collect()
     }
 
+    /// The objects, of every namespace, for which `keep` is true (only those are cloned).
+    pub fn filter(&self, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.read().values().filter(|v| keep(v)).cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.read().len()
     }

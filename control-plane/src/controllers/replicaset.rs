@@ -16,7 +16,7 @@
 //!   never sees: [`reconcile`] keeps existing conditions and [`with_replica_failure`] lets the
 //!   runtime set or clear it afterwards.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -285,12 +285,17 @@ fn pods_to_delete<'a>(ours: &[&'a Value], related: &[&Value], count: usize, now:
     for pod in related {
         *per_node.entry(pod_node_name(pod)).or_default() += 1;
     }
-    let mut ranked: Vec<(&Value, usize)> = ours
+    let mut ranked: Vec<(VictimKey, &Value)> = ours
         .iter()
-        .map(|p| (*p, per_node.get(pod_node_name(p)).copied().unwrap_or(0)))
+        .map(|p| {
+            (
+                victim_key(p, per_node.get(pod_node_name(p)).copied().unwrap_or(0), now),
+                *p,
+            )
+        })
         .collect();
-    ranked.sort_by(|a, b| compare_victims(a, b, now));
-    ranked.into_iter().take(count).map(|(p, _)| p).collect()
+    ranked.sort_by(|a, b| a.0.cmp(&b.0));
+    ranked.into_iter().take(count).map(|(_, p)| p).collect()
 }
 
 fn phase_ordinal(pod: &Value) -> u8 {
@@ -313,83 +318,49 @@ fn deletion_cost(pod: &Value) -> i64 {
 }
 
 /// `LogarithmicScaleDown`: times are compared by the power of two of their age, so pods of similar
-/// age count as equally old and the tie is broken by uid, spreading deletions randomly.
-fn log_rank(t: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
-    let nanos = (now - t).num_nanoseconds().unwrap_or(i64::MAX);
-    if nanos > 0 {
-        (nanos as f64).log2() as i64
-    } else {
-        -1
-    }
+/// age count as equally old ("newer first": a missing time first, then the youngest bucket).
+fn age_bucket(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<i64> {
+    let nanos = (now - t?).num_nanoseconds().unwrap_or(i64::MAX);
+    Some(if nanos > 0 { (nanos as f64).log2() as i64 } else { -1 })
 }
 
-/// Compares two times, "newer first" (a missing time first), with logarithmic bucketing; ties in
-/// the bucket fall back to uid order. `None` when the times do not decide.
-fn newer_first(
-    a: (Option<DateTime<Utc>>, &Value),
-    b: (Option<DateTime<Utc>>, &Value),
-    now: DateTime<Utc>,
-) -> Option<Ordering> {
-    match (a.0, b.0) {
-        (x, y) if x == y => None,
-        (None, _) => Some(Ordering::Less),
-        (_, None) => Some(Ordering::Greater),
-        (Some(x), Some(y)) => {
-            let diff = log_rank(x, now) - log_rank(y, now);
-            Some(if diff == 0 {
-                uid_of(a.1).cmp(uid_of(b.1))
-            } else {
-                diff.cmp(&0)
-            })
-        }
-    }
-}
+/// `ActivePodsWithRanks`' criteria as one sort key, the pod to delete first smallest: unassigned
+/// before assigned; Pending, Unknown, then Running; not ready before ready; lower deletion cost;
+/// more pods on the same node; ready for less time (by age bucket); more restarts; newer (by age
+/// bucket); then uid, which spreads deletions among pods of similar age randomly. Kubernetes
+/// compares pairs, and its comparison is not a total order (two pods ready at the same instant
+/// fall through to the next criterion, two ready at different instants of one bucket are decided
+/// by uid at once); Rust's sort refuses such an order (it panicked the controllers scaling 2000
+/// pods down), so here an equal bucket always falls through.
+type VictimKey<'a> = (
+    bool,
+    u8,
+    bool,
+    i64,
+    Reverse<usize>,
+    Option<i64>,
+    Reverse<i64>,
+    Option<i64>,
+    &'a str,
+);
 
-/// `ActivePodsWithRanks.Less`: the pod to delete first sorts first.
-fn compare_victims(a: &(&Value, usize), b: &(&Value, usize), now: DateTime<Utc>) -> Ordering {
-    let (pa, ra) = (a.0, a.1);
-    let (pb, rb) = (b.0, b.1);
-    // 1. Unassigned before assigned.
-    let (na, nb) = (pod_node_name(pa), pod_node_name(pb));
-    if na != nb && (na.is_empty() || nb.is_empty()) {
-        return if na.is_empty() {
-            Ordering::Less
+fn victim_key(pod: &Value, on_same_node: usize, now: DateTime<Utc>) -> VictimKey<'_> {
+    let ready = is_pod_ready(pod);
+    (
+        !pod_node_name(pod).is_empty(),
+        phase_ordinal(pod),
+        ready,
+        deletion_cost(pod),
+        Reverse(on_same_node),
+        if ready {
+            age_bucket(pod_ready_time(pod), now)
         } else {
-            Ordering::Greater
-        };
-    }
-    // 2. Pending < Unknown < Running.
-    let by_phase = phase_ordinal(pa).cmp(&phase_ordinal(pb));
-    if by_phase != Ordering::Equal {
-        return by_phase;
-    }
-    // 3. Not ready before ready.
-    let (ready_a, ready_b) = (is_pod_ready(pa), is_pod_ready(pb));
-    if ready_a != ready_b {
-        return if ready_a { Ordering::Greater } else { Ordering::Less };
-    }
-    // 4. Lower deletion cost first.
-    let by_cost = deletion_cost(pa).cmp(&deletion_cost(pb));
-    if by_cost != Ordering::Equal {
-        return by_cost;
-    }
-    // 5. More pods on the same node first.
-    if ra != rb {
-        return rb.cmp(&ra);
-    }
-    // 6. Ready for less time first.
-    if ready_a && ready_b {
-        if let Some(o) = newer_first((pod_ready_time(pa), pa), (pod_ready_time(pb), pb), now) {
-            return o;
-        }
-    }
-    // 7. More restarts first.
-    let by_restarts = max_container_restarts(pb).cmp(&max_container_restarts(pa));
-    if by_restarts != Ordering::Equal {
-        return by_restarts;
-    }
-    // 8. Newer first.
-    newer_first((creation_timestamp(pa), pa), (creation_timestamp(pb), pb), now).unwrap_or(Ordering::Equal)
+            None
+        },
+        Reverse(max_container_restarts(pod)),
+        age_bucket(creation_timestamp(pod), now),
+        uid_of(pod),
+    )
 }
 
 #[cfg(test)]
@@ -497,6 +468,37 @@ mod tests {
         cheap["metadata"]["annotations"] = json!({POD_DELETION_COST_ANNOTATION: "-10"});
         let plan = reconcile(&rs(3), &[calm, young, crashy, cheap], now(), 10);
         assert_eq!(plan.delete, vec!["cheap"], "lowest deletion cost goes first");
+    }
+
+    #[test]
+    fn scaling_thousands_down_ranks_in_a_total_order() {
+        // Ready and creation times spread over a few age buckets, some equal to the second, with
+        // restarts and shared nodes: pairs that Kubernetes' comparison orders inconsistently (the
+        // sort panicked on 2000 such pods). The victims must not depend on the order of the input.
+        let mut seed: u64 = 7;
+        let mut next = |m: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        let pods: Vec<Value> = (0..2000)
+            .map(|i| {
+                let at = |s: u64| format!("2024-01-01T11:{:02}:{:02}Z", 59 - s / 60, 59 - s % 60);
+                let (ready, created) = (next(300), next(300));
+                let mut p = pod(
+                    &format!("p{i}"),
+                    &format!("n{}", next(40)),
+                    Some(&at(ready)),
+                    &at(created.max(ready)),
+                );
+                p["status"]["containerStatuses"] = json!([{"name": "c", "restartCount": next(3)}]);
+                p
+            })
+            .collect();
+        let forward = reconcile(&rs(500), &pods, now(), 2000).delete;
+        let reversed: Vec<Value> = pods.iter().rev().cloned().collect();
+        let backward = reconcile(&rs(500), &reversed, now(), 2000).delete;
+        assert_eq!(forward.len(), BURST_REPLICAS, "deletions per reconcile are capped");
+        assert_eq!(forward, backward);
     }
 
     #[test]

@@ -318,6 +318,8 @@ pub async fn run(t: Term, api: Arc<ApiState>) {
     };
     tracing::info!(term = t.term, "controllers started");
     let mut next_resync = Instant::now() + NODE_RESYNC;
+    // Where the turn of the queues after the ReplicaSets' starts.
+    let mut turn = 0;
     loop {
         if t.stop.is_cancelled() {
             return;
@@ -330,42 +332,47 @@ pub async fn run(t: Term, api: Arc<ApiState>) {
             next_resync = now + NODE_RESYNC;
         }
         // The caches catch up to the last write before a key is chosen: the keys that write
-        // concerns are queued by then. Then one key, from the first queue that has one, in an
-        // order that keeps rollouts within their bounds: a ReplicaSet's pods follow its scale
-        // before its Deployment is looked at again (a Deployment scaling its new ReplicaSet up
-        // while the old one's pods are not yet gone would overshoot maxSurge).
+        // concerns are queued by then. Then one key: a ReplicaSet's first, so that its pods
+        // follow its scale before its Deployment is looked at again (a Deployment scaling its new
+        // ReplicaSet up while the old one's pods are not yet gone would overshoot maxSurge);
+        // after it the other queues take turns, so that none starves the rest (every Lease
+        // renewal queues a node: with a few hundred nodes that queue is never empty).
         if let Err(e) = w.caught_up().await {
             tracing::debug!(error = %e.message, "controllers waiting for their caches");
             continue;
         }
-        let queues = [
-            &shared.rs_queue,
+        let others = [
+            &shared.deploy_queue,
             &shared.ds_queue,
             &shared.node_queue,
             &shared.svc_queue,
-            &shared.deploy_queue,
         ];
+        let order = std::iter::once(0).chain((0..others.len()).map(|i| 1 + (turn + i) % others.len()));
         let mut worked = false;
-        for (i, q) in queues.iter().enumerate() {
+        for i in order {
+            let q = if i == 0 { &shared.rs_queue } else { others[i - 1] };
             let Some(key) = q.try_next(now) else {
                 continue;
             };
             worked = true;
             let r = match i {
                 0 => w.sync_replicaset(&key).await,
-                1 => w.sync_daemonset(&key).await,
-                2 => w.sync_node(&key).await,
-                3 => w.sync_service(&key).await,
-                _ => w.sync_deployment(&key).await,
+                1 => w.sync_deployment(&key).await,
+                2 => w.sync_daemonset(&key).await,
+                3 => w.sync_node(&key).await,
+                _ => w.sync_service(&key).await,
             };
             w.finish(q, &key, r);
+            if i > 0 {
+                turn = i % others.len();
+            }
             break;
         }
         if worked {
             continue;
         }
-        let due = queues
-            .iter()
+        let due = std::iter::once(&shared.rs_queue)
+            .chain(others)
             .filter_map(|q| q.next_due())
             .chain(std::iter::once(next_resync))
             .min()

@@ -54,13 +54,8 @@ impl Worker {
             new["status"] = status;
             node = self.update(nodes_res, &node, new, Some("status")).await?;
         }
-        let on_node: Vec<Value> = self
-            .shared
-            .pods
-            .all()
-            .into_iter()
-            .filter(|p| text(p, "/spec/nodeName") == name)
-            .collect();
+        // Every lease renewal brings a node here: its pods are found without copying the others.
+        let on_node = self.shared.pods.filter(|p| text(p, "/spec/nodeName") == name);
         let (evict, next) = nodelifecycle::evictions(&node, &on_node, now);
         for (ns, pod) in &evict {
             if let Some(p) = self.shared.pods.get(ns, pod) {
