@@ -28,6 +28,7 @@ QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh
 QUICK=1 bash bench/api.sh
 QUICK=1 bash bench/scheduler.sh
 QUICK=1 bash bench/agent.sh
+QUICK=1 bash bench/hollow.sh
 QUICK=1 bash bench/netproxy.sh
 QUICK=1 bash bench/up.sh
 echo "skiff: all tests passed"
