@@ -104,8 +104,10 @@ pub async fn run(cfg: HollowConfig, stop: CancellationToken) -> Result<(), Agent
             Ok(rx) => rx,
             Err(e) => {
                 tracing::warn!(error = %e, "watching pods");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
             }
         };
         loop {
@@ -189,12 +191,10 @@ impl HollowPods {
             });
             return;
         }
-        let fresh = !already_running(&pod) && !self.reported.lock().contains(&uid);
-        if !fresh {
-            self.reported.lock().insert(uid);
+        // Written (or found written) once per pod; a failed write is forgotten, to be retried.
+        if !self.reported.lock().insert(uid.clone()) || already_running(&pod) {
             return;
         }
-        self.reported.lock().insert(uid.clone());
         let pod_ip = self.next_ip(&node).await.unwrap_or_else(|| self.host_ip.clone());
         let status = running_status(&pod, &uid, pod_ip, &self.host_ip);
         let client = self.client.clone();
