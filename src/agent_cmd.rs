@@ -37,6 +37,11 @@ pub struct AgentArgs {
     node_labels: Vec<String>,
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
+    /// How long the node's Lease is valid; it is renewed every quarter of this (kubelet's flag).
+    /// Keep it at or under the masters' --node-monitor-grace-period.
+    #[arg(long, default_value_t = node_agent::node::LEASE_DURATION_SECONDS,
+          value_parser = clap::value_parser!(i32).range(4..=3600))]
+    node_lease_duration_seconds: i32,
     #[arg(long, value_delimiter = ',', default_value = "10.96.0.10")]
     cluster_dns: Vec<IpAddr>,
     #[arg(long, default_value = "cluster.local")]
@@ -172,6 +177,7 @@ pub async fn run_agent(a: AgentArgs) -> Result<()> {
             address: node_ip,
             labels,
             max_pods: a.max_pods,
+            lease_duration_seconds: a.node_lease_duration_seconds,
             data_dir: a.data_dir,
         };
         node_agent::hollow::run(cfg, stop_on_signals()).await?;
@@ -200,6 +206,7 @@ pub async fn run_agent(a: AgentArgs) -> Result<()> {
         node_ip,
         labels,
         max_pods: a.max_pods,
+        lease_duration_seconds: a.node_lease_duration_seconds,
         cluster_dns: a.cluster_dns,
         cluster_domain: a.cluster_domain,
         cluster_cidr: a.cluster_cidr,

@@ -334,6 +334,21 @@ struct MasterArgs {
     /// Raft election timeout in ms [default: 1000].
     #[arg(long)]
     election_timeout_ms: Option<u64>,
+    /// Seconds a node's heartbeat may be missing before the node is unreachable and its pods'
+    /// eviction clocks start [default: 40, as kube-controller-manager].
+    #[arg(long)]
+    node_monitor_grace_period: Option<u64>,
+    /// The range nodes' pod CIDRs are allocated from [default: 10.244.0.0/16].
+    #[arg(long)]
+    cluster_cidr: Option<String>,
+    /// Prefix length of each node's pod CIDR [default: 24].
+    #[arg(long)]
+    node_cidr_mask_size: Option<u8>,
+    /// For failure tests' negative control only, on every master of a throwaway cluster: leader-only
+    /// writes are no longer fenced and a deposed leader's components run on for 5 s.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    unsafe_no_fencing: bool,
 }
 
 macro_rules! merge {
@@ -355,7 +370,17 @@ impl MasterArgs {
             sans: Vec::new(),
             audit_log: self.audit_log.clone(),
             audit_policy: self.audit_policy.clone(),
+            controllers: self.controller_settings(),
         })
+    }
+
+    fn controller_settings(&self) -> control_plane::controllers::Settings {
+        let d = control_plane::controllers::Settings::default();
+        control_plane::controllers::Settings {
+            node_grace: self.node_monitor_grace_period.map_or(d.node_grace, Duration::from_secs),
+            cluster_cidr: self.cluster_cidr.clone().unwrap_or(d.cluster_cidr),
+            node_mask: self.node_cidr_mask_size.unwrap_or(d.node_mask),
+        }
     }
 
     fn into_config(mut self) -> Result<(NodeConfig, Option<control_plane::ApiConfig>, Option<PathBuf>)> {
@@ -384,9 +409,13 @@ impl MasterArgs {
                 snapshot_count,
                 snapshot_catchup_entries,
                 heartbeat_ms,
-                election_timeout_ms
+                election_timeout_ms,
+                node_monitor_grace_period,
+                cluster_cidr,
+                node_cidr_mask_size
             );
         }
+        self.controller_settings().validate().map_err(anyhow::Error::msg)?;
         let d = NodeConfig::default();
         let api = self.api_config(self.data_dir.as_deref().unwrap_or(&d.data_dir));
         let initial_cluster = match &self.initial_cluster {
@@ -407,6 +436,7 @@ impl MasterArgs {
             snapshot_catchup_entries: self.snapshot_catchup_entries.unwrap_or(d.snapshot_catchup_entries),
             heartbeat_ms: self.heartbeat_ms.unwrap_or(d.heartbeat_ms),
             election_timeout_ms: self.election_timeout_ms.unwrap_or(d.election_timeout_ms),
+            unsafe_no_fencing: self.unsafe_no_fencing,
         };
         Ok((node, api, self.scheduler_config.clone()))
     }
@@ -678,6 +708,35 @@ mod tests {
         );
         assert!(parse_initial_cluster("m1").is_err());
         assert!(parse_initial_cluster("=1.2.3.4:5").is_err());
+    }
+
+    #[test]
+    fn controller_settings_come_from_flags_and_are_checked() {
+        let args = MasterArgs {
+            node_monitor_grace_period: Some(8),
+            cluster_cidr: Some("10.50.0.0/16".into()),
+            node_cidr_mask_size: Some(26),
+            ..Default::default()
+        };
+        let (_, api, _) = args.into_config().expect("config");
+        let c = api.expect("api").controllers;
+        assert_eq!(c.node_grace, Duration::from_secs(8));
+        assert_eq!((c.cluster_cidr.as_str(), c.node_mask), ("10.50.0.0/16", 26));
+        let narrow = MasterArgs {
+            cluster_cidr: Some("10.50.0.0/26".into()),
+            ..Default::default()
+        };
+        let e = narrow
+            .into_config()
+            .expect_err("a /24 per node cannot come from a /26")
+            .to_string();
+        assert!(e.contains("--cluster-cidr 10.50.0.0/26"), "{e}");
+        let zero = MasterArgs {
+            node_monitor_grace_period: Some(0),
+            ..Default::default()
+        };
+        let e = zero.into_config().expect_err("a grace of 0 s").to_string();
+        assert!(e.contains("--node-monitor-grace-period"), "{e}");
     }
 
     #[test]

@@ -465,6 +465,8 @@ async fn bring_up(
                 a.heartbeat_ms.to_string(),
                 "--election-timeout-ms".into(),
                 a.election_timeout_ms.to_string(),
+                "--cluster-cidr".into(),
+                POD_CIDR.into(),
             ];
             args.extend(a.master_args.split_whitespace().map(str::to_string));
             spawn_in(dir, m, &exe, &args, st, children)?;

@@ -369,7 +369,9 @@ PY
 
 # ------------------------------------------------------- node lifecycle ----
 
-left=$((silent_since + 47 - $(date +%s)))
+# A new leader's controllers give every node a full grace from their start (as
+# kube-controller-manager does): the leader kill above restarted the clock.
+left=$(python3 -c "import sys, time; print(int(max($silent_since, ${killed_at%.*}) + 47 - time.time()))")
 [ "$left" -gt 0 ] && sleep "$left"
 cond=""
 for _ in $(seq 1 100); do

@@ -16,6 +16,8 @@ PASSED=0
 SUITE=e2e
 # shellcheck source=tests/check.sh
 source "$HERE/check.sh"
+# shellcheck source=tests/up_hosts.sh
+source "$HERE/up_hosts.sh"
 trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND" >&2; echo "e2e: $PASSED passed, 1 failed"' ERR
 
 TMP=$(mktemp -d /tmp/skiff-e2e.XXXXXX)
@@ -140,15 +142,6 @@ check_eq "the service still answers after the rollouts" Succeeded "$(
 # The member a majority names as leader (etcdctl endpoint status), killed with SIGKILL during a
 # scale; kubectl goes on through another master, the deployment converges, the killed master is
 # restarted on its data and catches up.
-EPS=$(for i in 1 2 3; do printf '%s:2379,' "$SUBNET.1$i"; done)
-leader_name() {
-    ETCDCTL_API=3 etcdctl --endpoints="${EPS%,}" --command-timeout=2s endpoint status -w json 2>/dev/null | python3 -c '
-import collections, json, sys
-d = json.load(sys.stdin)
-lid, n = collections.Counter(e["Status"]["leader"] for e in d).most_common(1)[0]
-names = {e["Status"]["header"]["member_id"]: e["Endpoint"] for e in d}
-print("m" + names[lid].split(":")[0].rsplit(".", 1)[1][1] if n >= 2 and lid in names else "")'
-}
 LEADER=$(leader_name)
 check_match "a leader master is known" '^m[123]$' "$LEADER"
 LPID=$(python3 -c 'import json,sys; print([h["pid"] for h in json.load(open(sys.argv[1]))["hosts"] if h["name"] == sys.argv[2]][0])' "$UP/state.json" "$LEADER")

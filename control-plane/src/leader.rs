@@ -80,7 +80,28 @@ fn spawn(tasks: &mut JoinSet<usize>, components: &[Component], i: usize, t: Term
     });
 }
 
+/// Under `--unsafe-no-fencing` (a failure test's negative control) a deposed leader's
+/// components run on this long, as a lease-elected controller manager does until its lease
+/// runs out: the window the fence closes.
+const UNFENCED_LAG: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Running {
+    /// Stops now, or after [`UNFENCED_LAG`] when fencing is off.
+    fn deposed(self, fenced: bool) {
+        if fenced {
+            self.stop();
+        } else {
+            tracing::warn!(
+                term = self.term,
+                "unfenced: the deposed leader's components run on for {UNFENCED_LAG:?}"
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(UNFENCED_LAG).await;
+                self.stop();
+            });
+        }
+    }
+
     fn stop(mut self) {
         self.stop.cancel();
         // Fenced writes in flight fail at apply time; the tasks need not be waited for.
@@ -92,6 +113,7 @@ impl Running {
 /// Runs `components` whenever this member leads, until `shutdown`.
 pub async fn run(storage: Storage, components: Vec<Component>, shutdown: CancellationToken) {
     let mut leadership = storage.store().leadership();
+    let fenced = storage.store().fencing_enforced();
     let mut running: Option<Running> = None;
     loop {
         let now = leadership.current();
@@ -99,7 +121,7 @@ pub async fn run(storage: Storage, components: Vec<Component>, shutdown: Cancell
             (Some(term), Some(t)) if term == t => {}
             (Some(term), _) => {
                 if let Some(r) = running.take() {
-                    r.stop();
+                    r.deposed(fenced);
                 }
                 let stop = shutdown.child_token();
                 let mut tasks = JoinSet::new();
@@ -123,7 +145,7 @@ pub async fn run(storage: Storage, components: Vec<Component>, shutdown: Cancell
             }
             (None, Some(_)) => {
                 if let Some(r) = running.take() {
-                    r.stop();
+                    r.deposed(fenced);
                 }
             }
             (None, None) => {}

@@ -48,6 +48,8 @@ pub struct ApiConfig {
     pub audit_log: Option<PathBuf>,
     /// kube-apiserver audit policy (YAML); everything at Metadata when unset.
     pub audit_policy: Option<PathBuf>,
+    /// The controllers run beside this API server (on the leader) with these settings.
+    pub controllers: crate::controllers::Settings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -356,7 +358,7 @@ pub async fn start(
     // follow this master's leadership on their own, fenced like the scheduler.
     tokio::spawn(crate::leader::run(
         state.storage.clone(),
-        vec![crate::controllers::component(state.clone())],
+        vec![crate::controllers::component(state.clone(), cfg.controllers.clone())],
         shutdown.clone(),
     ));
 

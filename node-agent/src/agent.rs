@@ -35,6 +35,8 @@ pub struct AgentConfig {
     pub node_ip: IpAddr,
     pub labels: BTreeMap<String, String>,
     pub max_pods: u32,
+    /// kubelet's `--node-lease-duration-seconds` (40); the Lease is renewed every quarter of it.
+    pub lease_duration_seconds: i32,
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
     pub cluster_cidr: String,
@@ -143,6 +145,7 @@ pub async fn run(cfg: AgentConfig, stop: CancellationToken) -> Result<(), AgentE
         max_pods: cfg.max_pods,
         data_dir: cfg.data_dir.clone(),
         agent_port: cfg.listen_kubelet.map_or(0, |a| a.port()),
+        lease_duration_seconds: cfg.lease_duration_seconds,
     };
     let pods = PodIndex::default();
     if let Some(listen) = cfg.listen_kubelet {

@@ -40,6 +40,8 @@ pub struct HollowConfig {
     pub address: IpAddr,
     pub labels: BTreeMap<String, String>,
     pub max_pods: u32,
+    /// Each node's Lease duration in seconds (renewed every quarter of it).
+    pub lease_duration_seconds: i32,
     /// For the capacity the nodes report (the disk it is on).
     pub data_dir: PathBuf,
 }
@@ -71,6 +73,7 @@ pub async fn run(cfg: HollowConfig, stop: CancellationToken) -> Result<(), Agent
             max_pods: cfg.max_pods,
             data_dir: cfg.data_dir.clone(),
             agent_port: 0,
+            lease_duration_seconds: cfg.lease_duration_seconds,
         })
         .collect();
     let registered: Vec<Result<Node, _>> = futures::stream::iter(configs.iter())

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kube::{KubeClient, KubeError};
 
-/// How often the Lease is renewed (kubelet's default) and how long it is valid.
-pub const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// How long the node's Lease is valid (kubelet's `nodeLeaseDurationSeconds` default); it is
+/// renewed every quarter of that, as kubelet does (10 s).
 pub const LEASE_DURATION_SECONDS: i32 = 40;
 /// Conditions are re-posted at least this often even when unchanged.
 const STATUS_REFRESH: Duration = Duration::from_secs(60);
@@ -29,6 +29,14 @@ pub struct NodeConfig {
     pub max_pods: u32,
     pub data_dir: std::path::PathBuf,
     pub agent_port: u16,
+    /// The Lease's duration in seconds; renewed every quarter of it.
+    pub lease_duration_seconds: i32,
+}
+
+impl NodeConfig {
+    fn lease_renew(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.lease_duration_seconds.max(1)).unwrap_or(1) * 250)
+    }
 }
 
 /// Host capacity as the Node reports it (quantities as strings).
@@ -241,7 +249,7 @@ pub async fn heartbeat(client: Arc<KubeClient>, cfg: NodeConfig, stop: Cancellat
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(LEASE_RENEW) => {}
+            _ = tokio::time::sleep(cfg.lease_renew()) => {}
         }
     }
 }
@@ -256,7 +264,7 @@ async fn renew_lease(client: &KubeClient, cfg: &NodeConfig) -> Result<(), KubeEr
         Some(mut lease) => {
             let spec = lease.spec.get_or_insert_with(Default::default);
             spec.holder_identity = Some(cfg.name.clone());
-            spec.lease_duration_seconds = Some(LEASE_DURATION_SECONDS);
+            spec.lease_duration_seconds = Some(cfg.lease_duration_seconds);
             let mut v = serde_json::to_value(&lease).map_err(|e| KubeError::Decode {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -272,7 +280,7 @@ async fn renew_lease(client: &KubeClient, cfg: &NodeConfig) -> Result<(), KubeEr
             let lease = json!({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": cfg.name, "namespace": "kube-node-lease", "ownerReferences": owner},
-                "spec": {"holderIdentity": cfg.name, "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": now},
+                "spec": {"holderIdentity": cfg.name, "leaseDurationSeconds": cfg.lease_duration_seconds, "renewTime": now},
             });
             match client
                 .create::<_, Lease>("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", &lease)

@@ -51,6 +51,16 @@ impl StoreHandle {
         }
     }
 
+    /// The state machine's ledger of fenced writes (as of the last applied entry here).
+    pub fn fence_ledger(&self) -> crate::raft::state_machine::FenceLedger {
+        self.inner.sm.state.read().fences.clone()
+    }
+
+    /// False only under `--unsafe-no-fencing` (a failure test's negative control).
+    pub fn fencing_enforced(&self) -> bool {
+        !self.inner.config.unsafe_no_fencing
+    }
+
     /// A range: linearizable unless `req.serializable`. Returns the header revision with it.
     pub async fn range(&self, req: RangeRequest) -> Result<(i64, RangeResponse), StoreError> {
         if !req.serializable {

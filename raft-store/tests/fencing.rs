@@ -69,6 +69,54 @@ async fn a_write_fenced_by_another_term_is_refused_at_apply_time() {
         .expect("range");
     let keys: Vec<&[u8]> = r.kvs.iter().map(|kv| kv.key.as_slice()).collect();
     assert_eq!(keys, vec![b"a".as_slice()]);
+    // The ledger counts each fenced write by (fence term, appending leader's term).
+    let ledger = store.fence_ledger();
+    assert_eq!(ledger.admitted.into_iter().collect::<Vec<_>>(), vec![((term, term), 1)]);
+    assert_eq!(
+        ledger.refused.into_iter().collect::<Vec<_>>(),
+        vec![((term - 1, term), 1), ((term + 1, term), 1)]
+    );
+    assert!(store.fencing_enforced());
+    stop.cancel();
+    member.wait().await;
+    // Everything holding the store goes before it is opened again (RocksDB's lock).
+    drop((store, leadership));
+
+    // The same data dir under --unsafe-no-fencing (a negative control): a write fenced by another
+    // term applies, and the ledger, restored from disk, records it as such.
+    let unfenced = NodeConfig {
+        name: "f1".into(),
+        data_dir: dir.path().join("f1"),
+        listen_peer: format!("127.0.0.1:{}", port + 1),
+        listen_client: format!("127.0.0.1:{port}"),
+        unsafe_no_fencing: true,
+        ..NodeConfig::default()
+    };
+    let stop = CancellationToken::new();
+    let member = Member::start(unfenced, stop.clone()).await.expect("restart");
+    let store = member.handle.clone();
+    assert!(!store.fencing_enforced());
+    let mut leadership = store.leadership();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let now = loop {
+        if let Some(t) = leadership.current() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no leadership within 10 s after the restart");
+        let _ = tokio::time::timeout(Duration::from_millis(100), leadership.changed()).await;
+    };
+    store
+        .write_fenced(put("d"), Some(now + 1))
+        .await
+        .expect("unfenced: a write fenced by another term applies");
+    let ledger = store.fence_ledger();
+    assert_eq!(
+        ledger.admitted.get(&(term, term)),
+        Some(&1),
+        "restored from disk: {ledger:?}"
+    );
+    assert_eq!(ledger.admitted.get(&(now + 1, now)), Some(&1), "{ledger:?}");
+    assert_eq!(ledger.refused.len(), 2, "{ledger:?}");
     stop.cancel();
     member.wait().await;
 }

@@ -65,18 +65,35 @@ const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 pub struct NodeHealth {
     /// How long a heartbeat may be missing before the node is unreachable (40 s).
     pub grace: Duration,
+    /// When these controllers began watching the nodes. Like kube-controller-manager (whose
+    /// probe timestamps start when it first sees a node), a controller gives every node a full
+    /// grace from then: a new leader, or one back from a store outage longer than the grace,
+    /// does not find every heartbeat stale and evict every pod.
+    pub watching_since: Option<DateTime<Utc>>,
 }
 
 impl Default for NodeHealth {
     fn default() -> Self {
-        NodeHealth { grace: DEFAULT_GRACE }
+        NodeHealth {
+            grace: DEFAULT_GRACE,
+            watching_since: None,
+        }
     }
 }
 
 impl NodeHealth {
-    /// [`evaluate`] with this grace.
+    /// [`evaluate`] with this grace, counting no heartbeat from before `watching_since`.
     pub fn evaluate(&self, node: &Value, lease: Option<&Value>, now: DateTime<Utc>) -> NodePlan {
-        evaluate(node, lease, now, self.grace)
+        evaluate_from(node, self.last_seen(node, lease), now, self.grace)
+    }
+
+    /// [`stale_at`] with this grace, counting no heartbeat from before `watching_since`.
+    pub fn stale_at(&self, node: &Value, lease: Option<&Value>) -> Option<DateTime<Utc>> {
+        stale_from(self.last_seen(node, lease), self.grace)
+    }
+
+    fn last_seen(&self, node: &Value, lease: Option<&Value>) -> Option<DateTime<Utc>> {
+        heartbeat(node, lease).max(self.watching_since)
     }
 }
 
@@ -99,13 +116,21 @@ pub fn heartbeat(node: &Value, lease: Option<&Value>) -> Option<DateTime<Utc>> {
 
 /// When the node will be considered unreachable if nothing changes (to requeue the node then).
 pub fn stale_at(node: &Value, lease: Option<&Value>, grace: Duration) -> Option<DateTime<Utc>> {
+    stale_from(heartbeat(node, lease), grace)
+}
+
+fn stale_from(last_seen: Option<DateTime<Utc>>, grace: Duration) -> Option<DateTime<Utc>> {
     let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-    heartbeat(node, lease).and_then(|h| h.checked_add_signed(grace))
+    last_seen.and_then(|h| h.checked_add_signed(grace))
 }
 
 /// Decides the node's conditions and condition taints at `now`.
 pub fn evaluate(node: &Value, lease: Option<&Value>, now: DateTime<Utc>, grace: Duration) -> NodePlan {
-    let stale = stale_at(node, lease, grace).is_some_and(|at| now > at);
+    evaluate_from(node, heartbeat(node, lease), now, grace)
+}
+
+fn evaluate_from(node: &Value, last_seen: Option<DateTime<Utc>>, now: DateTime<Utc>, grace: Duration) -> NodePlan {
+    let stale = stale_from(last_seen, grace).is_some_and(|at| now > at);
     let old_status = node.get("status").cloned().unwrap_or_else(|| json!({}));
     let mut status = old_status.clone();
     if stale {
@@ -413,6 +438,29 @@ mod tests {
         // Without the lease the same node is stale.
         let plan = evaluate(&n, None, t("2024-01-01T00:05:10Z"), DEFAULT_GRACE);
         assert!(plan.status.is_some());
+    }
+
+    #[test]
+    fn a_new_leader_gives_every_node_a_full_grace() {
+        // Five minutes of silence (a store outage, say) before these controllers started.
+        let n = node(Some(("True", "2024-01-01T00:00:00Z")), json!([]));
+        let old = lease("2024-01-01T00:00:00Z");
+        let health = NodeHealth {
+            grace: DEFAULT_GRACE,
+            watching_since: Some(t("2024-01-01T00:05:00Z")),
+        };
+        assert_eq!(
+            health.evaluate(&n, Some(&old), t("2024-01-01T00:05:30Z")),
+            NodePlan::default()
+        );
+        assert_eq!(health.stale_at(&n, Some(&old)), Some(t("2024-01-01T00:05:40Z")));
+        // Still silent a grace after they started: unreachable, as before.
+        let late = health.evaluate(&n, Some(&old), t("2024-01-01T00:05:41Z"));
+        assert!(late.status.is_some() && late.taints.is_some(), "{late:?}");
+        // Counted from the object's own timestamps the node was stale all along.
+        assert!(evaluate(&n, Some(&old), t("2024-01-01T00:05:30Z"), DEFAULT_GRACE)
+            .status
+            .is_some());
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl Handler for Route {
 }
 
 /// Runs the controllers for one term of leadership.
-pub async fn run(t: Term, api: Arc<ApiState>) {
+pub async fn run(t: Term, api: Arc<ApiState>, settings: Arc<super::Settings>) {
     let api = api.fenced(t.term);
     let shared = Arc::new(Shared::default());
     let mut synced = Vec::new();
@@ -308,12 +308,14 @@ pub async fn run(t: Term, api: Arc<ApiState>) {
             t.stop.clone(),
         ),
         api,
+        settings,
         shared: shared.clone(),
         synced,
         user: UserInfo::authenticated("system:kube-controller-manager".into(), String::new(), Vec::new()),
         written: start,
         first_logged: false,
         since: t.since,
+        started_at: chrono::Utc::now(),
         term: t.term,
     };
     tracing::info!(term = t.term, "controllers started");

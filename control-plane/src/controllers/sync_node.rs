@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::nodeipam::{CidrAllocator, DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_MASK};
-use super::nodelifecycle::{self, DEFAULT_GRACE};
+use super::nodeipam::CidrAllocator;
+use super::nodelifecycle;
 use super::runtime::{text, NODE_LEASE_NAMESPACE};
 use super::worker::{Outcome, Worker};
 use crate::error::ApiResult;
@@ -26,7 +26,7 @@ impl Worker {
         let nodes_res = registry::nodes();
         let mut spec_change = None;
         if text(&node, "/spec/podCIDR").is_empty() {
-            let mut alloc = CidrAllocator::new(DEFAULT_CLUSTER_CIDR, DEFAULT_NODE_MASK)
+            let mut alloc = CidrAllocator::new(&self.settings.cluster_cidr, self.settings.node_mask)
                 .map_err(crate::error::ApiError::internal)?;
             let all = self.shared.nodes.all();
             if let Some((_, cidr)) = alloc.plan(&all).into_iter().find(|(n, _)| n == name) {
@@ -40,7 +40,11 @@ impl Worker {
         }
         let now = chrono::Utc::now();
         let lease = self.shared.leases.get(NODE_LEASE_NAMESPACE, name);
-        let plan = nodelifecycle::evaluate(&node, lease.as_ref(), now, DEFAULT_GRACE);
+        let health = nodelifecycle::NodeHealth {
+            grace: self.settings.node_grace,
+            watching_since: Some(self.started_at),
+        };
+        let plan = health.evaluate(&node, lease.as_ref(), now);
         if let Some(taints) = plan.taints {
             let mut new = spec_change.take().unwrap_or_else(|| node.clone());
             new["spec"]["taints"] = Value::Array(taints);
@@ -63,7 +67,8 @@ impl Worker {
                 self.delete(registry::pods(), &p).await?;
             }
         }
-        let stale_in = nodelifecycle::stale_at(&node, lease.as_ref(), DEFAULT_GRACE)
+        let stale_in = health
+            .stale_at(&node, lease.as_ref())
             .and_then(|t| (t - now).to_std().ok())
             .map(|d| d + Duration::from_secs(1));
         let wait = [next, stale_in, Some(RECHECK)]

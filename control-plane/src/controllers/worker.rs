@@ -22,6 +22,7 @@ use crate::storage::Stored;
 
 pub(super) struct Worker {
     pub(super) api: Arc<ApiState>,
+    pub(super) settings: Arc<super::Settings>,
     pub(super) shared: Arc<Shared>,
     pub(super) synced: Vec<Synced>,
     pub(super) user: UserInfo,
@@ -31,6 +32,8 @@ pub(super) struct Worker {
     pub(super) written: i64,
     pub(super) first_logged: bool,
     pub(super) since: Instant,
+    /// Wall-clock time these controllers started (node heartbeats count from then at the earliest).
+    pub(super) started_at: chrono::DateTime<chrono::Utc>,
     pub(super) term: u64,
 }
 

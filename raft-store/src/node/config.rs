@@ -27,6 +27,9 @@ pub struct NodeConfig {
     pub snapshot_catchup_entries: u64,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
+    /// Failure tests' negative control only: fenced writes are applied whatever term appended
+    /// them (every member of the cluster must agree on it, as they apply the same log).
+    pub unsafe_no_fencing: bool,
 }
 
 impl Default for NodeConfig {
@@ -45,6 +48,7 @@ impl Default for NodeConfig {
             snapshot_catchup_entries: 5_000,
             heartbeat_ms: 100,
             election_timeout_ms: 1000,
+            unsafe_no_fencing: false,
         }
     }
 }

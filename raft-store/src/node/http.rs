@@ -68,5 +68,23 @@ async fn metrics(State(h): State<StoreHandle>) -> String {
     gauge("skiff_mvcc_revision", "Current store revision.", rev as f64);
     gauge("skiff_mvcc_compacted_revision", "Compacted revision.", compacted as f64);
     gauge("skiff_watchers", "Registered watchers.", watchers as f64);
+    let fences = h.fence_ledger();
+    for (name, help, counts) in [
+        (
+            "skiff_fenced_writes_admitted",
+            "Fenced writes (of leader-only components) applied, by fence term and the term of the leader that appended them.",
+            &fences.admitted,
+        ),
+        (
+            "skiff_fenced_writes_refused",
+            "Fenced writes refused at apply time (appended in another term than their fence).",
+            &fences.refused,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for ((fence, term), n) in counts {
+            let _ = writeln!(out, "{name}{{fence_term=\"{fence}\",commit_term=\"{term}\"}} {n}");
+        }
+    }
     out
 }

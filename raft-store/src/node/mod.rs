@@ -102,6 +102,12 @@ impl Member {
             reason: format!("cannot load the state machine (corrupted?): {e}"),
         })?;
         let shared = sm.shared.clone();
+        shared.set_enforce_fences(!config.unsafe_no_fencing);
+        if config.unsafe_no_fencing {
+            tracing::warn!(
+                "--unsafe-no-fencing: writes of deposed leaders' components are applied (a test's negative control)"
+            );
+        }
         let pool = PeerPool::default();
         let raft_config = Arc::new(
             config

@@ -5,8 +5,10 @@
 //! Snapshots are a consistent dump of the state machine's backend (a RocksDB snapshot view),
 //! kept in memory and in `<data-dir>/snapshot.bin` (checksummed) so the log can be purged.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -21,6 +23,7 @@ use crate::watch::{History, WatchHub};
 
 const KEY_APPLIED: &[u8] = b"m/applied";
 const KEY_MEMBERSHIP: &[u8] = b"m/membership";
+const KEY_FENCES: &[u8] = b"m/fences";
 
 type Entry = openraft::Entry<TypeConfig>;
 type Meta = SnapshotMeta<NodeId, MemberNode>;
@@ -30,11 +33,26 @@ pub struct SmState<B: Backend> {
     pub mvcc: Mvcc<B>,
     pub applied: Option<LogId>,
     pub membership: Membership,
+    pub fences: FenceLedger,
+}
+
+/// What the state machine did with the fenced writes (those of leader-only components), counted
+/// by (fence term, term of the leader that appended the entry). Kept with the keyspace and in
+/// snapshots, so every member holds the same ledger at the same applied index: failure tests
+/// read it to show that no deposed leader's component ever wrote (every admitted pair has equal
+/// terms) and how often the fence refused one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FenceLedger {
+    pub admitted: BTreeMap<(u64, u64), u64>,
+    pub refused: BTreeMap<(u64, u64), u64>,
 }
 
 pub struct SmShared<B: Backend> {
     pub state: RwLock<SmState<B>>,
     pub hub: Arc<WatchHub>,
+    /// Off only for failure tests' negative control (`skiff master --unsafe-no-fencing`):
+    /// fenced writes are then applied whatever term appended them, and counted as such.
+    enforce_fences: AtomicBool,
     snapshot_file: Option<PathBuf>,
     current_snapshot: Mutex<Option<(Meta, Vec<u8>)>>,
     snapshot_seq: Mutex<u64>,
@@ -85,6 +103,7 @@ impl<B: Backend> StateMachine<B> {
         let mvcc = Mvcc::open(backend)?;
         let applied: Option<LogId> = read_meta(&mvcc, KEY_APPLIED)?.flatten();
         let membership: Membership = read_meta(&mvcc, KEY_MEMBERSHIP)?.unwrap_or_default();
+        let fences: FenceLedger = read_meta(&mvcc, KEY_FENCES)?.unwrap_or_default();
         let mut current = None;
         if let Some(path) = &snapshot_file {
             if path.exists() {
@@ -101,8 +120,10 @@ impl<B: Backend> StateMachine<B> {
                 mvcc,
                 applied,
                 membership,
+                fences,
             }),
             hub: WatchHub::new(Arc::new(SmHistory { shared: weak.clone() }), rev),
+            enforce_fences: AtomicBool::new(true),
             snapshot_file,
             current_snapshot: Mutex::new(current),
             snapshot_seq: Mutex::new(0),
@@ -125,6 +146,11 @@ fn meta_value<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StorageError> {
 }
 
 impl<B: Backend> SmShared<B> {
+    /// Whether a fenced write appended by a leader of another term is refused (the default).
+    pub fn set_enforce_fences(&self, on: bool) {
+        self.enforce_fences.store(on, Ordering::Relaxed);
+    }
+
     /// A consistent dump of the state machine with the applied id and membership it contains.
     fn dump(&self) -> Result<(Option<LogId>, Membership, Vec<u8>), StorageError> {
         // Not under the state lock: the dump reads one consistent RocksDB view while apply goes
@@ -220,6 +246,8 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachine<B> {
         let mut events: Vec<(i64, Vec<Event>)> = Vec::new();
         let mut st = self.shared.state.write();
         let mut membership_changed = false;
+        let mut fences_changed = false;
+        let enforce = self.shared.enforce_fences.load(Ordering::Relaxed);
         for entry in entries {
             st.applied = Some(entry.log_id);
             let rev = st.mvcc.current_revision();
@@ -232,9 +260,14 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachine<B> {
                 }
                 EntryPayload::Normal(cmd) => {
                     let term = entry.log_id.leader_id.term;
-                    if let Some(fence) = cmd.fence_term.filter(|f| *f != term) {
-                        out.push(CommandResponse::Rejected(StoreError::FenceMismatch { fence, term }));
-                        continue;
+                    if let Some(fence) = cmd.fence_term {
+                        fences_changed = true;
+                        if enforce && fence != term {
+                            *st.fences.refused.entry((fence, term)).or_default() += 1;
+                            out.push(CommandResponse::Rejected(StoreError::FenceMismatch { fence, term }));
+                            continue;
+                        }
+                        *st.fences.admitted.entry((fence, term)).or_default() += 1;
                     }
                     match st.mvcc.apply(&cmd.op) {
                         Ok(a) => {
@@ -259,6 +292,10 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachine<B> {
         if membership_changed {
             let m = meta_value(&st.membership)?;
             st.mvcc.stage(KEY_MEMBERSHIP.to_vec(), Some(m));
+        }
+        if fences_changed {
+            let f = meta_value(&st.fences)?;
+            st.mvcc.stage(KEY_FENCES.to_vec(), Some(f));
         }
         st.mvcc.flush().map_err(sm_err)?;
         let rev = st.mvcc.current_revision();
@@ -288,6 +325,7 @@ impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachine<B> {
             st.mvcc.reload().map_err(sm_err)?;
             st.applied = meta.last_log_id;
             st.membership = meta.last_membership.clone();
+            st.fences = read_meta(&st.mvcc, KEY_FENCES).map_err(sm_err)?.unwrap_or_default();
             let rev = st.mvcc.current_revision();
             self.shared.hub.resync(rev);
             rev
