@@ -144,13 +144,11 @@ check_eq "the service still answers after the rollouts" Succeeded "$(
 # restarted on its data and catches up.
 LEADER=$(leader_name)
 check_match "a leader master is known" '^m[123]$' "$LEADER"
-LPID=$(python3 -c 'import json,sys; print([h["pid"] for h in json.load(open(sys.argv[1]))["hosts"] if h["name"] == sys.argv[2]][0])' "$UP/state.json" "$LEADER")
+LPID=$(host_pid "$LEADER")
 OTHER=$(for i in 1 2 3; do [ "m$i" != "$LEADER" ] && echo "$SUBNET.1$i" && break; done)
 ko() { k --server "https://$OTHER:6443" "$@"; }
-case "$(tr '\0' ' ' <"/proc/$LPID/cmdline")" in
-    *"master --name $LEADER --data-dir $UP/$LEADER "*) kill -9 "$LPID" ;;
-    *) fail "pid $LPID of $LEADER is that master" "$(tr '\0' ' ' <"/proc/$LPID/cmdline")" ;;
-esac
+save_cmdline "$LEADER" "$LPID"
+kill_host "$LEADER" "$LPID" KILL
 scaled() { ko scale deployment hello --replicas=4 >/dev/null; }
 wait_for 20 scaled || true
 wait_for 60 eval '[ "$(ko get deployment hello -o jsonpath={.status.readyReplicas})" = 4 ]' || true
@@ -161,11 +159,7 @@ check_contains "skiff status shows the killed master unreachable" "$LEADER" \
 NEW=$(leader_name 2>/dev/null || true)
 check_match "another master leads" "^m[123]$" "$([ "$NEW" != "$LEADER" ] && echo "$NEW")"
 i=${LEADER#m}
-nsenter --net="/run/netns/$NAME-$LEADER" "$SKIFF_BIN" master --name "$LEADER" --data-dir "$UP/$LEADER" \
-    --listen-peer "$SUBNET.1$i:2380" --listen-client "$SUBNET.1$i:2379" --listen-metrics "$SUBNET.1$i:2381" \
-    --listen-api "$SUBNET.1$i:6443" --heartbeat-ms 50 --election-timeout-ms 400 \
-    --initial-cluster "m1=$SUBNET.11:2380,m2=$SUBNET.12:2380,m3=$SUBNET.13:2380" >>"$UP/$LEADER.log" 2>&1 &
-disown  # `skiff down` stops it with everything else in the namespace
+restart_host "$LEADER" >/dev/null
 back() { [ "$(k --server "https://$SUBNET.1$i:6443" get deployment hello -o jsonpath='{.spec.replicas}')" = 4 ]; }
 wait_for 30 back || true
 check_eq "the killed master restarts on its data and serves the new state" 4 \

@@ -38,12 +38,13 @@ import sys
 
 def parse_args():
     p = argparse.ArgumentParser()
-    p.add_argument("--history", required=True)
-    p.add_argument("--end-rev", type=int, required=True)
+    p.add_argument("--history", default="")
+    p.add_argument("--end-rev", type=int, default=0)
     p.add_argument("--metrics", nargs="*", default=[])
     p.add_argument("--deployment", default="")
     p.add_argument("--acks", default="")
     p.add_argument("--final", default="")
+    p.add_argument("--ledger-only", action="store_true", help="check only the fence ledgers of --metrics")
     return p.parse_args()
 
 
@@ -60,8 +61,8 @@ def events(path):
             if not line.startswith("{"):
                 continue
             resp = json.loads(line)
-            header = resp.get("Header") or resp.get("header") or {}
-            seen = max(seen, int(header.get("revision", 0)))
+            # Only the events' own revisions count: a watch catching up gives every part of a
+            # split batch the header revision of the whole batch.
             for ev in resp.get("Events") or resp.get("events") or []:
                 kv = ev.get("kv", {})
                 rev = int(kv.get("mod_revision", 0))
@@ -99,10 +100,42 @@ class Bound:
         return have <= allowed, allowed
 
 
+LEDGER = re.compile(r'^skiff_fenced_writes_(admitted|refused)_total\{fence_term="(\d+)",commit_term="(\d+)"\} (\d+)')
+
+
+def ledgers(paths, violations):
+    """Each master's fence ledger (admitted, refused by (fence term, commit term)); an admitted
+    pair of two different terms is a violation."""
+    out = []
+    for path in paths:
+        admitted, refused = {}, {}
+        with open(path) as f:
+            for line in f:
+                m = LEDGER.match(line)
+                if m:
+                    (admitted if m[1] == "admitted" else refused)[(int(m[2]), int(m[3]))] = int(m[4])
+        out.append((path, admitted, refused))
+        for (fence, term), n in sorted(admitted.items()):
+            if fence != term:
+                violations.append(
+                    f"{path}: {n} writes of term {fence}'s leader-only components were applied in term {term}: "
+                    "a deposed leader's components wrote (two leaders' components wrote in one term)")
+    if paths and not any(adm for _, adm, _ in out):
+        violations.append("no master's fence ledger holds any fenced write (were the metrics read?)")
+    return out
+
+
 def main():
     a = parse_args()
-    revs, seen = events(a.history)
     violations = []
+    if a.ledger_only:
+        ledgers(a.metrics, violations)
+        for v in violations:
+            print("VIOLATION: " + v)
+        sys.exit(1 if violations else 0)
+    if not a.history or a.end_rev <= 0:
+        sys.exit("--history and --end-rev are needed (or --ledger-only)")
+    revs, seen = events(a.history)
     pods, rss, deploys = {}, {}, {}
     node_of = {}  # pod uid -> first node it was bound to
     rs_bound, dep_bound = Bound(), Bound()
@@ -155,31 +188,15 @@ def main():
         violations.append("no history read")
 
     # The fence ledger, as each master's state machine holds it.
-    pat = re.compile(r'^skiff_fenced_writes_(admitted|refused)\{fence_term="(\d+)",commit_term="(\d+)"\} (\d+)')
-    ledgers = []
-    for path in a.metrics:
-        admitted, refused = {}, {}
-        with open(path) as f:
-            for line in f:
-                m = pat.match(line)
-                if m:
-                    (admitted if m[1] == "admitted" else refused)[(int(m[2]), int(m[3]))] = int(m[4])
-        ledgers.append((path, admitted, refused))
-        for (fence, term), n in sorted(admitted.items()):
-            if fence != term:
-                violations.append(
-                    f"{path}: {n} writes of term {fence}'s leader-only components were applied in term {term}: "
-                    "a deposed leader's components wrote (two leaders' components wrote in one term)")
-    if a.metrics and not any(adm for _, adm, _ in ledgers):
-        violations.append("no master's fence ledger holds any fenced write (were the metrics read?)")
+    found = ledgers(a.metrics, violations)
 
-    acked = {"create": 0, "delete": 0}
+    acked = {"create": 0, "delete": 0, "tried": 0}
     if a.acks:
         final = {}
         with open(a.final) as f:
             for p in json.load(f)["items"]:
                 final[p["metadata"]["name"]] = p
-        created, deleted = {}, set()
+        created, deleted, tried = {}, set(), set()
         with open(a.acks) as f:
             for line in f:
                 parts = line.split()
@@ -187,24 +204,30 @@ def main():
                     created[parts[1]] = parts[2]
                 elif len(parts) == 2 and parts[0] == "delete":
                     deleted.add(parts[1])
-        acked = {"create": len(created), "delete": len(deleted)}
+                elif len(parts) == 2 and parts[0] == "try-delete":
+                    tried.add(parts[1])
+        acked = {"create": len(created), "delete": len(deleted), "tried": len(tried)}
         for name, uid in created.items():
             p = final.get(name)
             if name in deleted:
                 if p is not None and p["metadata"]["uid"] == uid and not p["metadata"].get("deletionTimestamp"):
                     violations.append(f"pod {name}: its delete was acknowledged, yet it is live")
+            elif name in tried:
+                # A delete that got no answer may have been applied or not: either is right.
+                pass
             elif p is None or p["metadata"]["uid"] != uid:
                 violations.append(f"pod {name} (uid {uid}): its create was acknowledged, and it is gone")
 
-    terms = sorted({t for _, adm, _ in ledgers for (_, t) in adm})
-    refused = max((sum(r.values()) for _, _, r in ledgers), default=0)
+    terms = sorted({t for _, adm, _ in found for (_, t) in adm})
+    refused = max((sum(r.values()) for _, _, r in found), default=0)
     print(f"{len(revs)} revisions up to {seen}; {len(node_of)} pods bound, none to two nodes"
           if not any("bound to" in v for v in violations) else f"{len(revs)} revisions up to {seen}")
     print(f"most active pods per ReplicaSet: {max(worst_rs.values(), default=0)}; "
           f"deployment {a.deployment or '-'}: at most {worst_dep} active pods")
     print(f"fenced writes applied in terms {terms}; refused by the fence: {refused}")
     if a.acks:
-        print(f"acknowledged: {acked['create']} creates, {acked['delete']} deletes")
+        print(f"acknowledged: {acked['create']} creates, {acked['delete']} deletes "
+              f"(of {acked['tried']} tried)")
     if violations:
         for v in violations[:40]:
             print("VIOLATION: " + v)

@@ -10,11 +10,18 @@ master_endpoints() {
     echo "${out%,}"
 }
 
-# leader_name: the master (m1..m3) a majority of the reachable members names as leader, or "".
+# leader_name: the master (m1..m3) a majority of the reachable members names as leader, or ""
+# (also when members are down: etcdctl then fails but still lists the others).
 leader_name() {
-    ETCDCTL_API=3 etcdctl --endpoints="$(master_endpoints)" --command-timeout=2s endpoint status -w json 2>/dev/null | python3 -c '
+    { ETCDCTL_API=3 etcdctl --endpoints="$(master_endpoints)" --command-timeout=2s endpoint status -w json 2>/dev/null || true; } | python3 -c '
 import collections, json, sys
-d = json.load(sys.stdin)
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    d = []
+if not d:
+    print("")
+    sys.exit(0)
 lid, n = collections.Counter(e["Status"]["leader"] for e in d).most_common(1)[0]
 names = {e["Status"]["header"]["member_id"]: e["Endpoint"] for e in d}
 print("m" + names[lid].split(":")[0].rsplit(".", 1)[1][1] if n >= 2 and lid in names else "")'
@@ -27,12 +34,13 @@ host_pid() {
 }
 
 # save_cmdline HOST PID: keeps HOST's command line (checked to be that host's skiff) in
-# $UP/HOST.cmdline so that restart_host can start it again after a kill.
+# $TMP/$NAME-HOST.cmdline (not in the cluster's dir: `skiff down` leaves that empty) so that
+# restart_host can start it again after a kill. The sourcing script sets TMP.
 save_cmdline() {
     local cmd
     cmd=$(tr '\0' ' ' <"/proc/$2/cmdline" 2>/dev/null || true)
     case "$cmd" in
-        *" --name $1 --data-dir $UP/$1 "*) cp "/proc/$2/cmdline" "$UP/$1.cmdline" ;;
+        *" --name $1 --data-dir $UP/$1 "*) cp "/proc/$2/cmdline" "$TMP/$NAME-$1.cmdline" ;;
         *) fail "pid $2 is the skiff of host $1" "$cmd" ;;
     esac
 }
@@ -42,7 +50,7 @@ save_cmdline() {
 # `skiff down` stops it with everything else in the namespace.
 restart_host() {
     local -a argv
-    mapfile -d '' argv <"$UP/$1.cmdline"
+    mapfile -d '' argv <"$TMP/$NAME-$1.cmdline"
     setsid nsenter --net="/run/netns/$NAME-$1" "${argv[@]}" </dev/null >>"$UP/$1.log" 2>&1 &
     echo $!
 }

@@ -21,7 +21,8 @@
 //!
 //! Differences from Kubernetes: Kubernetes measures the grace against its own clock (when it saw
 //! the heartbeat change), here the heartbeat's own timestamps are used, so kubelet and controller
-//! clocks must roughly agree. The toleration clock starts at the taint's `timeAdded` (or, for a pod
+//! clocks must roughly agree; as in Kubernetes, no heartbeat counts from before the controllers
+//! started (`NodeHealth::watching_since`), so a new leader gives every node a full grace. The toleration clock starts at the taint's `timeAdded` (or, for a pod
 //! bound later, when the pod was scheduled) rather than when the taint manager first saw the pair.
 //! Kubernetes' zone-aware eviction rate limiting (full/partial disruption) is reduced to
 //! [`EvictionLimiter`], a single token bucket the runtime may apply to newly tainted nodes.

@@ -28,7 +28,8 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     /// Failure tests' negative control only: fenced writes are applied whatever term appended
-    /// them (every member of the cluster must agree on it, as they apply the same log).
+    /// them. Every member must be given the same value: it is not replicated, and members that
+    /// disagree apply the same log differently.
     pub unsafe_no_fencing: bool,
 }
 

@@ -71,12 +71,12 @@ async fn metrics(State(h): State<StoreHandle>) -> String {
     let fences = h.fence_ledger();
     for (name, help, counts) in [
         (
-            "skiff_fenced_writes_admitted",
+            "skiff_fenced_writes_admitted_total",
             "Fenced writes (of leader-only components) applied, by fence term and the term of the leader that appended them.",
             &fences.admitted,
         ),
         (
-            "skiff_fenced_writes_refused",
+            "skiff_fenced_writes_refused_total",
             "Fenced writes refused at apply time (appended in another term than their fence).",
             &fences.refused,
         ),
