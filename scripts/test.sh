@@ -23,6 +23,7 @@ bash tests/hollow.sh
 bash tests/netproxy.sh
 bash tests/e2e.sh
 bash tests/ha.sh
+bash tests/ops.sh
 cargo run --release --locked -q -p skiff-chaos-tests --bin chaos -- --seed 7 --duration 40 --nemesis kill,pause,partition,power-loss
 # Smoke run of the skiff-vs-etcd benchmark: checks that it works, asserts no times.
 QUICK=1 SKIP_BUILD=1 bash bench/store-vs-etcd.sh

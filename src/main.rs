@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 mod agent_cmd;
 mod down_cmd;
+mod member_cmd;
 mod proxy_cmd;
+mod snapshot_cmd;
 mod status_cmd;
 mod up_cmd;
 
@@ -43,6 +45,16 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// Run a master: a member of the replicated store (etcd v3 API on the client port).
     Master(Box<MasterArgs>),
+    /// The store's members: list, add, remove, promote (any master answers).
+    Member {
+        #[command(subcommand)]
+        command: member_cmd::MemberCommand,
+    },
+    /// Backups of the store and disaster recovery: save, status, restore into a new cluster.
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot_cmd::SnapshotCommand,
+    },
     /// Print a kubeconfig with a client certificate signed by the cluster CA.
     Kubeconfig(KubeconfigArgs),
     /// Run the node agent: registers the node and runs the pods bound to it as containers.
@@ -442,7 +454,7 @@ impl MasterArgs {
     }
 }
 
-fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((name, addr)) = part.split_once('=') else {
@@ -645,7 +657,11 @@ fn main() -> Result<()> {
         // The helper's stderr is the command's: its failures go to its status file instead.
         Command::AgentExec(_) => "off".to_string(),
         // `skiff up`/`down` report their own progress; library logs only when something is wrong.
-        Command::Up(_) | Command::Down(_) | Command::Status(_) if cli.log == "info,openraft=warn" => "warn".to_string(),
+        Command::Up(_) | Command::Down(_) | Command::Status(_) | Command::Member { .. } | Command::Snapshot { .. }
+            if cli.log == "info,openraft=warn" =>
+        {
+            "warn".to_string()
+        }
         _ => cli.log.clone(),
     };
     init_logging(&filter, cli.log_json);
@@ -666,6 +682,8 @@ fn main() -> Result<()> {
             Command::Up(a) => up_cmd::run_up(*a).await,
             Command::Down(a) => down_cmd::run_down(a),
             Command::Status(a) => status_cmd::run_status(a).await,
+            Command::Member { command } => member_cmd::run_member(command).await,
+            Command::Snapshot { command } => snapshot_cmd::run_snapshot(command).await,
             Command::Kubeconfig(a) => {
                 let groups = if a.group.is_empty() && a.user == "admin" {
                     vec!["system:masters".to_string()]
@@ -737,6 +755,29 @@ mod tests {
         };
         let e = zero.into_config().expect_err("a grace of 0 s").to_string();
         assert!(e.contains("--node-monitor-grace-period"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_config_files_parse() {
+        let master = MasterArgs {
+            config: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/master.toml").into()),
+            ..Default::default()
+        };
+        let (c, api, _) = master.into_config().expect("deploy/master.toml");
+        assert_eq!(c.name, "m1");
+        assert_eq!(c.initial_cluster.len(), 3);
+        assert_eq!(c.election_timeout_ms, 1000);
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
+        assert_eq!(api.map(|a| a.listen), Some("10.0.0.1:6443".to_string()));
+
+        let env = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agent.env")).expect("agent.env");
+        let flags = env
+            .lines()
+            .find_map(|l| l.strip_prefix("SKIFF_AGENT_FLAGS="))
+            .expect("SKIFF_AGENT_FLAGS line");
+        let argv = ["skiff", "agent"].into_iter().chain(flags.split_whitespace());
+        let cli = Cli::try_parse_from(argv).expect("the agent flags of deploy/agent.env");
+        assert!(matches!(cli.command, Command::Agent(_)));
     }
 
     #[test]

@@ -82,13 +82,6 @@ for i in 1 2 3; do
     done
 done
 k() { inm "$KUBECTL" --kubeconfig "$TMP/m1/admin.kubeconfig" --server "https://$NET.1:6443" --request-timeout=20s "$@"; }
-# wait_for SECONDS CMD...: until CMD succeeds
-wait_for() {
-    local t=$1
-    shift
-    for _ in $(seq 1 $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-    return 1
-}
 jp() { k get "$@" 2>/dev/null || true; }
 
 # ------------------------------------------------------------- the image --

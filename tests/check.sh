@@ -77,6 +77,15 @@ b64 = lambda s: base64.b64decode(s).decode()
 print(eval(sys.argv[1]))' "$1"
 }
 
+# wait_for SECONDS CMD...: until CMD succeeds (quietly), at most SECONDS however long each try
+# takes; returns 1 after that (the caller fails with its own message).
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    while [ "$SECONDS" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    return 1
+}
+
 # ------------------------------------------------------------- teardown --
 
 # cleanup: stops every background process, prints the member logs on failure, removes TMP

@@ -41,13 +41,6 @@ cleanup() {
 trap cleanup EXIT
 
 k() { "$KUBECTL" --kubeconfig "$UP/admin.kubeconfig" --request-timeout=20s "$@"; }
-# wait_for SECONDS CMD...: until CMD succeeds, at most SECONDS (however long each try takes)
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    while [ "$SECONDS" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-    return 1
-}
 
 # ---------------------------------------------------------------- skiff up --
 t0=$(date +%s.%N)

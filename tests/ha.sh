@@ -65,13 +65,6 @@ trap cleanup EXIT
 KM=1
 k() { km "$KM" "$@"; }
 km() { "$KUBECTL" --kubeconfig "$UP/admin.kubeconfig" --request-timeout=10s --server "https://$SUBNET.1$1:6443" "${@:2}"; }
-# wait_for SECONDS CMD...: until CMD succeeds, at most SECONDS (however long each try takes)
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    while [ "$SECONDS" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-    return 1
-}
 
 # start_cluster LABEL AGENTS MASTER_ARGS: a `skiff up` cluster in $TMP/LABEL; sets UP, NAME, SUBNET.
 start_cluster() {

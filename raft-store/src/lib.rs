@@ -8,12 +8,14 @@
 //!   leader-only operations, expires leases.
 //! - `handle`: `StoreHandle`, the API the services call.
 //! - `server`: the gRPC services (etcd v3 KV, Watch, Lease, Cluster, Maintenance; raft peers).
+//! - `admin`: the operator's client (`skiff member`, `skiff snapshot save`) over the etcd API.
 //! - `loadgen`: a load generator for the etcd v3 API (`skiff bench store`), to compare with etcd.
 
 // openraft's StorageError and tonic's Status are large by design; they are what the traits we
 // implement return, so boxing them would only add conversions.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod error;
 pub mod handle;
 pub mod handle_types;

@@ -24,7 +24,7 @@
 //! - `runner`: a whole run, from connecting to the report.
 
 mod config;
-mod conn;
+pub(crate) mod conn;
 mod driver;
 mod error;
 mod histogram;

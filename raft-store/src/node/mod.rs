@@ -8,6 +8,7 @@
 //! - `lease_keeper`: lease expiry, decided by the leader and replicated as revokes.
 //! - `read_batcher`: one read-index round serves every linearizable read waiting for it.
 //! - `http`: `/metrics` and `/healthz`.
+//! - `restore`: a new cluster's data dirs from a snapshot file (disaster recovery).
 
 mod config;
 mod http;
@@ -15,6 +16,7 @@ pub(crate) mod leader_ops;
 mod lease_keeper;
 mod peer;
 mod read_batcher;
+mod restore;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -28,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use config::save_identity;
 pub use config::{Identity, NodeConfig};
+pub use restore::{
+    inspect_snapshot, read_snapshot_file, restore_snapshot, RestoreConfig, Restored, SnapshotFileError, SnapshotSummary,
+};
 
 use crate::error::StoreError;
 use crate::handle::StoreHandle;

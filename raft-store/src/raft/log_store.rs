@@ -98,6 +98,16 @@ impl RocksLogStore {
         }
     }
 
+    /// A restored member's raft state: its log begins after `at` (purged up to it, committed at
+    /// it) and its vote is the (uncommitted) one of `at`'s leader, so no vote is below its last
+    /// log id, its first election is in a later term, and the entries of the new cluster follow
+    /// `at` in both index and term.
+    pub(crate) fn mark_restored(&self, at: LogId) -> Result<(), StorageError> {
+        self.put_meta(KEY_PURGED, &Some(at))?;
+        self.put_meta(KEY_COMMITTED, &Some(at))?;
+        self.put_meta(KEY_VOTE, &Vote::new(at.leader_id.term, at.leader_id.node_id))
+    }
+
     /// Whether this data directory has ever held raft state.
     pub fn is_fresh(&self) -> Result<bool, StorageError> {
         Ok(self.get_meta::<Vote<NodeId>>(KEY_VOTE)?.is_none() && self.last_log_id()?.is_none())

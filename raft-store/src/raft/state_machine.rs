@@ -229,6 +229,66 @@ impl<B: Backend> StateMachine<B> {
     }
 }
 
+/// The applied log id a snapshot's payload records: where a cluster restored from it resumes.
+pub(crate) fn applied_of(pairs: &crate::mvcc::Pairs) -> Result<LogId, StoreError> {
+    let bad = |what: String| StoreError::InvalidArgument(format!("snapshot: {what}"));
+    pairs
+        .iter()
+        .find(|(k, _)| k == KEY_APPLIED)
+        .map(|(_, v)| decode_checked::<Option<LogId>>(v))
+        .transpose()
+        .map_err(|e| bad(format!("applied index unreadable: {e}")))?
+        .flatten()
+        .ok_or_else(|| bad("holds no applied index; not a skiff store snapshot".into()))
+}
+
+impl<B: Backend> StateMachine<B> {
+    /// Disaster recovery: replaces the whole state with `pairs` (a snapshot's payload, possibly
+    /// of another cluster) under a new membership of `members`, all voters, recorded at the
+    /// snapshot's own applied log id. Every member of the new cluster is restored from the same
+    /// payload and member list, so they all start at the same applied id with the same
+    /// membership and keyspace. Also keeps it as this member's current snapshot, so a member that
+    /// joins later can be sent it. Returns the applied id and the keyspace's revision.
+    pub(crate) fn restore(
+        &self,
+        mut pairs: crate::mvcc::Pairs,
+        members: BTreeMap<NodeId, MemberNode>,
+    ) -> Result<(LogId, i64), StoreError> {
+        let applied = applied_of(&pairs)?;
+        let voters = members.keys().copied().collect();
+        let membership = Membership::new(Some(applied), openraft::Membership::new(vec![voters], members));
+        let encoded = encode_checked(&membership).map_err(|e| StoreError::Internal(e.to_string()))?;
+        pairs.retain(|(k, _)| k != KEY_MEMBERSHIP);
+        pairs.push((KEY_MEMBERSHIP.to_vec(), encoded));
+        pairs.sort();
+        let data = encode_checked(&pairs).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let rev = {
+            let mut st = self.shared.state.write();
+            st.mvcc
+                .backend()
+                .replace_all(pairs)
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            st.mvcc.reload()?;
+            st.applied = Some(applied);
+            st.membership = membership.clone();
+            st.fences = read_meta(&st.mvcc, KEY_FENCES)?.unwrap_or_default();
+            st.mvcc
+                .backend()
+                .sync()
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            st.mvcc.current_revision()
+        };
+        let meta = Meta {
+            last_log_id: Some(applied),
+            last_membership: membership,
+            snapshot_id: format!("restored-{}-{}", applied.leader_id.term, applied.index),
+        };
+        self.save_snapshot(&meta, &data)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok((applied, rev))
+    }
+}
+
 impl<B: Backend> RaftStateMachine<TypeConfig> for StateMachine<B> {
     type SnapshotBuilder = Self;
 
