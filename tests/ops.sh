@@ -77,6 +77,17 @@ stop() {
     wait "${PID[$n]}" || RC=$?
 }
 
+# missing_acked LABEL: reads `etcdctl get -w json` on stdin; prints LABEL and how many acknowledged
+# writes of $TMP/acks are missing or wrong in it, or nothing when all are there.
+missing_acked() {
+    python3 -c '
+import base64, json, sys
+acked = {int(l.split()[0]) for l in open(sys.argv[1]) if not l.startswith("gave-up")}
+got = {base64.b64decode(k["key"]).decode(): base64.b64decode(k["value"]).decode() for k in json.load(sys.stdin).get("kvs", [])}
+bad = [i for i in acked if got.get("w/%d" % i) != "v%d" % i]
+print("%s%d of %d acknowledged keys missing or wrong" % (sys.argv[2], len(bad), len(acked)) if bad else "", end="")' "$TMP/acks" "$1"
+}
+
 # ------------------------------------------------------------ the cluster --
 for n in m1 m2 m3; do
     EXTRA[$n]="--initial-cluster $INITIAL"
@@ -198,13 +209,7 @@ echo "acknowledged writes: $ACKED (the second writer rewrote the first keys)"
 
 # Every acknowledged key holds its value on every member (serializable reads, each member's own state).
 MISSING=$(for n in m1 m2 m4; do
-    ectl --endpoints="$(ep "$n")" get w/ --prefix --consistency=s -w json |
-        python3 -c '
-import base64, json, sys
-acked = {int(l.split()[0]) for l in open(sys.argv[1]) if not l.startswith("gave-up")}
-got = {base64.b64decode(k["key"]).decode(): base64.b64decode(k["value"]).decode() for k in json.load(sys.stdin).get("kvs", [])}
-bad = [i for i in acked if got.get("w/%d" % i) != "v%d" % i]
-print("%s: %d of %d acknowledged keys missing or wrong" % (sys.argv[2], len(bad), len(acked)) if bad else "", end="")' "$TMP/acks" "$n"
+    ectl --endpoints="$(ep "$n")" get w/ --prefix --consistency=s -w json | missing_acked "$n: "
 done)
 check_eq "every acknowledged write is on every member" "" "$MISSING"
 
@@ -251,12 +256,7 @@ r_named() { [ "$(skiff member list --endpoints "$REPS" | awk 'NR > 1 && $2 ~ /^r
 wait_for 20 r_named || fail "the restored cluster lists r1, r2, r3" "$(skiff member list --endpoints "$REPS" 2>&1)"
 check_eq "the restored cluster has only its new members" "r1 r2 r3" \
     "$(skiff member list --endpoints "$REPS" | awk 'NR > 1 {print $2}' | sort | xargs)"
-MISSING=$(ectl --endpoints="$REPS" get w/ --prefix -w json | python3 -c '
-import base64, json, sys
-acked = {int(l.split()[0]) for l in open(sys.argv[1]) if not l.startswith("gave-up")}
-got = {base64.b64decode(k["key"]).decode(): base64.b64decode(k["value"]).decode() for k in json.load(sys.stdin).get("kvs", [])}
-bad = [i for i in acked if got.get("w/%d" % i) != "v%d" % i]
-print("%d of %d acknowledged keys missing or wrong" % (len(bad), len(acked)) if bad else "", end="")' "$TMP/acks")
+MISSING=$(ectl --endpoints="$REPS" get w/ --prefix -w json | missing_acked "")
 check_eq "every write acknowledged before the snapshot is in the restored cluster" "" "$MISSING"
 check_eq "a write after the snapshot is not" "" "$(ectl --endpoints="$REPS" get after-snapshot --print-value-only)"
 NOW=$(top_rev r1 r2 r3)

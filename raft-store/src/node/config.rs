@@ -1,12 +1,13 @@
 //! Member configuration and the identity file (`<data-dir>/member.json`) that ties a data dir
 //! to one member of one cluster, so a data dir of another cluster is refused at start.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::NodeError;
-use crate::raft::{member_id, NodeId};
+use crate::raft::{member_id, MemberNode, NodeId};
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -134,6 +135,23 @@ pub fn initial_cluster_id(members: &[(String, String)]) -> u64 {
     let mut m: Vec<String> = members.iter().map(|(n, a)| format!("{n}={a}")).collect();
     m.sort();
     member_id(&m.join(","))
+}
+
+/// The membership a cluster starts with: each listed member by the id of its peer address, with
+/// no client address yet (each member publishes its own once it runs, `publish_self`). Every
+/// member computes the same map from the same list. A peer listed twice appears once.
+pub(crate) fn initial_members(cluster: &[(String, String)]) -> BTreeMap<NodeId, MemberNode> {
+    cluster
+        .iter()
+        .map(|(name, addr)| {
+            let node = MemberNode {
+                name: name.clone(),
+                peer_addr: addr.clone(),
+                client_addr: String::new(),
+            };
+            (member_id(addr), node)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

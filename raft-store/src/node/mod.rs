@@ -18,7 +18,7 @@ mod peer;
 mod read_batcher;
 mod restore;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use crate::raft::db::{self, CF_SM};
 use crate::raft::log_store::RocksLogStore;
 use crate::raft::network::{GrpcNetwork, PeerPool};
 use crate::raft::state_machine::{SmShared, StateMachine};
-use crate::raft::{member_id, MemberNode, NodeId, Raft};
+use crate::raft::{NodeId, Raft};
 
 /// State shared by every part of a running member.
 pub struct Inner {
@@ -178,18 +178,9 @@ impl Member {
         if fresh {
             match &config.join {
                 None => {
-                    let mut members = BTreeMap::new();
-                    for (name, addr) in &config.effective_initial_cluster() {
-                        // Identical on every initial member: each appends this as the same log
-                        // entry (term 0, index 0), so its content must not differ. Client
-                        // addresses are published afterwards (`publish_self`).
-                        let node = MemberNode {
-                            name: name.clone(),
-                            peer_addr: addr.clone(),
-                            client_addr: String::new(),
-                        };
-                        members.insert(member_id(addr), node);
-                    }
+                    // Identical on every initial member: each appends this as the same log
+                    // entry (term 0, index 0), so its content must not differ.
+                    let members = config::initial_members(&config.effective_initial_cluster());
                     // Every initial member initializes with the same config; openraft accepts the
                     // first and the others see a non-empty log and refuse harmlessly.
                     if let Err(e) = raft.initialize(members).await {

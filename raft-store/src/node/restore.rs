@@ -6,19 +6,18 @@
 //! The file is what `Maintenance.Snapshot` streams (`etcdctl snapshot save`, `skiff snapshot
 //! save`): the state machine's payload, zero-padded to 512 bytes, then its SHA-256.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::config::{initial_cluster_id, save_identity, Identity, NodeConfig};
+use super::config::{initial_cluster_id, initial_members, save_identity, Identity, NodeConfig};
 use super::NodeError;
 use crate::error::StoreError;
 use crate::mvcc::{Backend, MemKv, Mvcc, Pairs, RocksKv};
 use crate::raft::db::{self, CF_SM};
 use crate::raft::log_store::RocksLogStore;
+use crate::raft::member_id;
 use crate::raft::state_machine::{applied_of, StateMachine};
-use crate::raft::{member_id, MemberNode};
 
 /// Where and as whom one member of the new cluster is restored.
 #[derive(Debug, Clone)]
@@ -131,21 +130,14 @@ pub fn restore_snapshot(file: &[u8], cfg: &RestoreConfig) -> Result<Restored, No
             "is not empty; restore only into a new data dir (remove it, or pick another)".into(),
         ));
     }
+    let members = initial_members(&cfg.initial_cluster);
+    if members.len() != cfg.initial_cluster.len() {
+        return Err(NodeError::Config("--initial-cluster lists a peer address twice".into()));
+    }
     let pairs = read_snapshot_file(file).map_err(|e| NodeError::Config(e.to_string()))?;
     applied_of(&pairs)?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| data_err(e.to_string()))?;
 
-    let mut members = BTreeMap::new();
-    for (name, addr) in &cfg.initial_cluster {
-        let node = MemberNode {
-            name: name.clone(),
-            peer_addr: addr.clone(),
-            client_addr: String::new(),
-        };
-        if members.insert(member_id(addr), node).is_some() {
-            return Err(NodeError::Config(format!("--initial-cluster lists peer {addr} twice")));
-        }
-    }
     let count = pairs.len();
     let db_dir = cfg.data_dir.join("db");
     let db = db::open(&db_dir).map_err(|e| data_err(format!("creating the store: {e}")))?;
