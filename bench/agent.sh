@@ -18,6 +18,10 @@ CONCURRENCY=${CONCURRENCY:-1}
 [ "${QUICK:-0}" = 1 ] && COUNT=10
 AGENTS=1
 "$(dirname "$0")/../scripts/deps.sh" runc  # the comparison
+# wait_for (the checks themselves are not used here)
+SUITE=bench-agent PASSED=0
+# shellcheck source=tests/check.sh
+source "$HERE/check.sh"
 # shellcheck source=tests/agent-cluster.sh
 source "$HERE/agent-cluster.sh"
 
